@@ -1,0 +1,2 @@
+// Package bench holds livegrid's capacity-planning suites.
+package bench

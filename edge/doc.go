@@ -1,0 +1,2 @@
+// Package edge is livegrid's viewer-facing relay.
+package edge
