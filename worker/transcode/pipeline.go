@@ -1,0 +1,357 @@
+//go:build cgo
+
+package transcode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/asticode/go-astiav"
+	"github.com/livegrid/livegrid/internal/cmaf"
+	"github.com/livegrid/livegrid/profiles"
+)
+
+// pipeline is one stream's warm transcode: a decoder and one goroutine per
+// rung whose encoder stays open across chunks, so rate control converges and
+// no encoder is reopened or drained at every segment. Chunks are fed in
+// order; each rung hands finished segments out on its segs channel as soon as
+// the IDR that starts the next segment leaves its encoder.
+type pipeline struct {
+	plan   *videoPlan
+	tb     astiav.Rational
+	dec    *astiav.CodecContext
+	frame  *astiav.Frame
+	rungs  []*rungWorker
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	lastPTS int64
+	cutAt   []int64 // pending cut points, ascending (90 kHz)
+	started bool
+	closed  bool
+}
+
+// rungWorker scales and encodes one rung and feeds the rungs that cascade
+// from it.
+type rungWorker struct {
+	idx      int
+	out      profiles.Output
+	cand     Candidate
+	plan     *videoPlan
+	in       chan vframe
+	segs     chan segment
+	children []*rungWorker
+	err      error
+
+	enc      *encoder
+	sws      *astiav.SoftwareScaleContext
+	swsKey   [3]int
+	cuts     map[int64]bool
+	cur      []sample
+	frames   int
+	nextKeep int64
+	keptAny  bool
+	init     []byte
+	end      int64 // set by close: where the last segment ends, or -1
+}
+
+func newPipeline(ctx context.Context, par *astiav.CodecParameters, tb astiav.Rational, plan *videoPlan) (*pipeline, error) {
+	dec, err := openDecoder(par)
+	if err != nil {
+		return nil, err
+	}
+	p := &pipeline{plan: plan, tb: tb, dec: dec, frame: astiav.AllocFrame(), lastPTS: math.MinInt64}
+	p.ctx, p.cancel = context.WithCancelCause(ctx)
+	p.rungs = make([]*rungWorker, len(plan.outputs))
+	for i, out := range plan.outputs {
+		p.rungs[i] = &rungWorker{idx: i, out: out, cand: plan.encoders[i], plan: plan,
+			in: make(chan vframe, 4), segs: make(chan segment, 16), cuts: map[int64]bool{}}
+		if out.ScaleFrom >= 0 {
+			parent := p.rungs[out.ScaleFrom]
+			parent.children = append(parent.children, p.rungs[i])
+		}
+	}
+	for _, r := range p.rungs {
+		p.wg.Go(func() {
+			defer close(r.segs)
+			r.err = r.run(p.ctx)
+			if r.err != nil {
+				p.cancel(r.err)
+				for vf := range r.in { // keep senders from blocking
+					vf.f.Free()
+				}
+			}
+		})
+	}
+	return p, nil
+}
+
+// feed decodes one chunk and sends its frames to the rungs. Cuts fall on the
+// chunk's first frame and at its cut targets. The decoder runs on across
+// chunks, so a chunk's last frames may leave it during the next feed or close.
+func (p *pipeline) feed(ch *chunk) error {
+	end := ch.end
+	if end < 0 {
+		end = ch.lastPTS() + p.plan.frameDur
+	}
+	p.cutAt = append(p.cutAt, ch.start)
+	p.cutAt = append(p.cutAt, cutTargets(ch.start, end, p.plan.segDur)...)
+	for _, pkt := range ch.packets {
+		if err := p.dec.SendPacket(pkt); err != nil && !errors.Is(err, astiav.ErrEagain) {
+			if errors.Is(err, astiav.ErrInvaliddata) {
+				continue // one damaged packet; the decoder conceals it
+			}
+			return fmt.Errorf("decode: %w: %w", ErrInvalidInput, err)
+		}
+		if err := p.receive(); err != nil {
+			return err
+		}
+	}
+	return context.Cause(p.ctx)
+}
+
+// receive takes every frame the decoder has ready and fans it out.
+func (p *pipeline) receive() error {
+	for {
+		if err := p.dec.ReceiveFrame(p.frame); err != nil {
+			if errors.Is(err, astiav.ErrEagain) || errors.Is(err, astiav.ErrEof) {
+				return nil
+			}
+			return fmt.Errorf("decode: %w: %w", ErrInvalidInput, err)
+		}
+		ts := p.frame.Pts()
+		if ts == astiav.NoPtsValue {
+			ts = p.frame.PktDts()
+		}
+		pts := rescale(ts, p.tb)
+		if ts == astiav.NoPtsValue || pts <= p.lastPTS {
+			pts = p.lastPTS + 1 // broken or repeated timestamps: stay monotonic
+		}
+		p.lastPTS = pts
+		cut := false
+		for len(p.cutAt) > 0 && pts >= p.cutAt[0] {
+			cut = true
+			p.cutAt = p.cutAt[1:]
+		}
+		if !p.started {
+			cut, p.started = true, true
+		}
+		err := p.fanOut(pts, cut)
+		p.frame.Unref()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (p *pipeline) fanOut(pts int64, cut bool) error {
+	for _, r := range p.rungs {
+		if r.out.ScaleFrom >= 0 {
+			continue
+		}
+		c := p.frame.Clone()
+		if c == nil {
+			return errors.New("decode: cloning frame")
+		}
+		select {
+		case r.in <- vframe{f: c, pts: pts, cut: cut}:
+		case <-p.ctx.Done():
+			c.Free()
+			return context.Cause(p.ctx)
+		}
+	}
+	return nil
+}
+
+// close ends the input; end is where the next chunk would start (90 kHz) or
+// -1. The rungs flush their encoders and emit their last segments; close
+// returns once every rung is done. Consumers must keep reading segs.
+func (p *pipeline) close(end int64) error {
+	var drainErr error
+	if !p.closed {
+		p.closed = true
+		if err := p.dec.SendPacket(nil); err != nil && !errors.Is(err, astiav.ErrEof) {
+			drainErr = fmt.Errorf("decode: flushing: %w", err)
+		} else if p.ctx.Err() == nil {
+			drainErr = p.receive()
+		}
+		for _, r := range p.rungs {
+			r.end = end
+			if r.out.ScaleFrom < 0 {
+				close(r.in)
+			}
+		}
+	}
+	p.wg.Wait()
+	p.cancel(nil)
+	p.dec.Free()
+	p.frame.Free()
+	errs := []error{drainErr}
+	for _, r := range p.rungs {
+		errs = append(errs, r.err)
+	}
+	return errors.Join(errs...)
+}
+
+// abort stops the pipeline after a failure.
+func (p *pipeline) abort(err error) {
+	p.cancel(err)
+}
+
+func (r *rungWorker) run(ctx context.Context) (err error) {
+	children := r.children
+	defer func() {
+		for _, c := range children {
+			close(c.in)
+		}
+		if r.sws != nil {
+			r.sws.Free()
+		}
+		if r.enc != nil {
+			r.enc.free()
+		}
+	}()
+	fps := r.plan.srcFPS
+	if r.out.FrameRate > 0 {
+		fps = astiav.NewRational(int(math.Round(r.out.FrameRate*1000)), 1000)
+	}
+	gop := max(int(math.Round(r.plan.gop.Seconds()*fps.Float64())), 1)
+	r.enc, err = openEncoder(r.cand, encoderConfig{
+		width: r.out.Width, height: r.out.Height, fps: fps, rung: r.out.Rung, gopFrames: gop, threads: r.plan.threads,
+	}, r.plan.faults)
+	if err != nil {
+		return err
+	}
+	if r.init, err = r.plan.initCache.get(r.enc); err != nil {
+		return err
+	}
+	minGap := int64(0)
+	if r.out.FrameRate > 0 {
+		minGap = int64(float64(videoTimescale) / r.out.FrameRate)
+	}
+	emit := func(p *astiav.Packet) error { return r.collect(ctx, p) }
+	for vf := range r.in {
+		if ctx.Err() != nil {
+			vf.f.Free()
+			continue
+		}
+		// Frame-rate cap: drop frames that come too soon, but never a cut.
+		if minGap > 0 && !vf.cut && r.keptAny && vf.pts < r.nextKeep-minGap/8 {
+			vf.f.Free()
+			continue
+		}
+		r.keptAny = true
+		r.nextKeep = vf.pts + minGap
+		out, err := r.scale(vf.f)
+		if out != vf.f {
+			vf.f.Free()
+		}
+		if err != nil {
+			return err
+		}
+		for _, c := range children {
+			cf := out.Clone()
+			select {
+			case c.in <- vframe{f: cf, pts: vf.pts, cut: vf.cut}:
+			case <-ctx.Done():
+				cf.Free()
+			}
+		}
+		out.SetPts(vf.pts)
+		if vf.cut {
+			out.SetPictureType(astiav.PictureTypeI)
+			r.cuts[vf.pts] = true
+		} else {
+			out.SetPictureType(astiav.PictureTypeNone)
+		}
+		err = r.enc.encode(out, emit)
+		out.Free()
+		r.frames++
+		if err != nil {
+			return err
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil // another rung failed; its error is the one reported
+	}
+	if err := r.enc.encode(nil, emit); err != nil {
+		return err
+	}
+	if len(r.cur) > 0 {
+		end := r.end
+		if end < 0 {
+			end = r.cur[len(r.cur)-1].dts + (r.cur[0].pts - r.cur[0].dts) + r.plan.frameDur
+		}
+		return r.send(ctx, buildSegment(r.cur, end))
+	}
+	return nil
+}
+
+// collect adds one encoded packet; an IDR at a cut closes the open segment.
+func (r *rungWorker) collect(ctx context.Context, p *astiav.Packet) error {
+	key := p.Flags().Has(astiav.PacketFlagKey)
+	if key && r.cuts[p.Pts()] {
+		delete(r.cuts, p.Pts())
+		if len(r.cur) > 0 {
+			if err := r.send(ctx, buildSegment(r.cur, p.Pts())); err != nil {
+				return err
+			}
+			r.cur = nil
+		}
+	}
+	data := p.Data()
+	var payload []byte
+	switch r.cand.Codec {
+	case profiles.CodecH264, profiles.CodecHEVC:
+		payload = cmaf.AppendAVCC(make([]byte, 0, len(data)+16), data)
+	default:
+		payload = append([]byte(nil), data...)
+	}
+	r.cur = append(r.cur, sample{pts: p.Pts(), dts: p.Dts(), key: key, data: payload})
+	return nil
+}
+
+func (r *rungWorker) send(ctx context.Context, s segment) error {
+	select {
+	case r.segs <- s:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// buildSegment turns samples (decode order, starting with an IDR) into a
+// segment ending at next (the next segment's start). Decode times are
+// shifted so the IDR decodes at its presentation time: tfdt then equals the
+// source timestamp and B-frames get negative composition offsets (trun v1).
+func buildSegment(ss []sample, next int64) segment {
+	shift := ss[0].pts - ss[0].dts
+	seg := segment{start: uint64(max(ss[0].pts, 0)), samples: make([]cmaf.Sample, len(ss))}
+	for i, s := range ss {
+		d := s.dts + shift
+		nd := next
+		if i+1 < len(ss) {
+			nd = ss[i+1].dts + shift
+		}
+		dur := max(nd-d, 1)
+		seg.samples[i] = cmaf.Sample{Duration: uint32(dur), CTSOffset: int32(s.pts - d), Keyframe: s.key, Data: s.data}
+		seg.duration += uint64(dur)
+		seg.bytes += len(s.data)
+	}
+	return seg
+}
+
+// lastPTS is the chunk's largest packet timestamp (90 kHz).
+func (c *chunk) lastPTS() int64 {
+	last := c.start
+	for _, p := range c.packets {
+		if pts := rescale(p.Pts(), c.tb); pts > last {
+			last = pts
+		}
+	}
+	return last
+}
