@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/livegrid/livegrid/worker/transcode"
 )
 
 // command is one subcommand: its one-line summary and its entry point.
@@ -72,6 +75,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "livegrid %s: %v\n", args[0], err)
 		return 1
+	}
+}
+
+// tuneScheduler lowers GOMAXPROCS for roles that mostly transcode, unless
+// the user set GOMAXPROCS.
+func tuneScheduler() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(transcode.SchedulerProcs(runtime.NumCPU()))
 	}
 }
 

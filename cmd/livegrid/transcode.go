@@ -27,6 +27,7 @@ func runTranscode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	out := fs.String("out", "", "output folder (required)")
 	enc := fs.String("encoder", "auto", "encoder kind for every rung: auto, nvenc, qsv, vaapi or software")
 	segDur := fs.Duration("segment-duration", 2*time.Second, "target segment duration (1s..10s)")
+	threads := fs.Int("threads", 0, "threads per rung encoder; 0 sizes them by each rung's share of the pixels")
 	progress := fs.String("progress", "auto", "progress display: auto (on a terminal), bar, log or none")
 	newLog := logFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -58,7 +59,11 @@ func runTranscode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	eng := transcode.New(transcode.Options{Log: log, Encoder: kind})
+	if *threads < 0 || *threads > 64 {
+		return fmt.Errorf("'threads' must be between 0 and 64, not %d", *threads)
+	}
+	tuneScheduler()
+	eng := transcode.New(transcode.Options{Log: log, Encoder: kind, Threads: *threads})
 	bar := newProgress(*progress, stderr, log)
 	start := time.Now()
 	sum, err := eng.TranscodeFile(ctx, transcode.Source{URL: *in}, ladder, transcode.FileOptions{

@@ -17,6 +17,9 @@ type Candidate struct {
 	Encoder string // libav encoder name, e.g. "h264_nvenc"
 }
 
+// key identifies a candidate in the chain's records.
+func (c Candidate) key() string { return string(c.Kind) + "/" + c.Encoder }
+
 // encoderNames maps each codec and kind to its libav encoder. AV1 has only a
 // software encoder in FFmpeg 5.1.
 var encoderNames = map[profiles.Codec]map[profiles.EncoderKind]string{
@@ -67,8 +70,8 @@ type Chain struct {
 	Log        *slog.Logger
 
 	mu      sync.Mutex
-	results map[string]ProbeResult // by encoder name
-	failed  map[string]time.Time   // encoder name -> when it failed in use
+	results map[string]ProbeResult // by Candidate.key
+	failed  map[string]time.Time   // Candidate.key -> when it failed in use
 }
 
 func (c *Chain) now() time.Time {
@@ -94,7 +97,7 @@ func (c *Chain) candidates(codec profiles.Codec) []Candidate {
 
 func (c *Chain) probe(cand Candidate) ProbeResult {
 	c.mu.Lock()
-	r, ok := c.results[cand.Encoder]
+	r, ok := c.results[cand.key()]
 	c.mu.Unlock()
 	if ok {
 		return r
@@ -113,7 +116,7 @@ func (c *Chain) probe(cand Candidate) ProbeResult {
 	if c.results == nil {
 		c.results = map[string]ProbeResult{}
 	}
-	c.results[cand.Encoder] = r
+	c.results[cand.key()] = r
 	c.mu.Unlock()
 	return r
 }
@@ -142,7 +145,7 @@ func (c *Chain) Select(codec profiles.Codec, prefs []profiles.EncoderKind) (Cand
 			if cand.Kind != k {
 				continue
 			}
-			if at, bad := c.failedAt(cand.Encoder); bad {
+			if at, bad := c.failedAt(cand.key()); bad {
 				reasons = append(reasons, fmt.Errorf("%s: failed in use at %s", cand.Encoder, at.Format(time.RFC3339)))
 				continue
 			}
@@ -181,7 +184,7 @@ func (c *Chain) Failed(cand Candidate, prefs []profiles.EncoderKind, cause error
 	if c.failed == nil {
 		c.failed = map[string]time.Time{}
 	}
-	c.failed[cand.Encoder] = c.now()
+	c.failed[cand.key()] = c.now()
 	c.results = nil
 	c.mu.Unlock()
 

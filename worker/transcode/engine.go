@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
 	"time"
 
@@ -61,7 +62,7 @@ func (e *Engine) plan(in *input, ladder *profiles.Ladder, segDur time.Duration) 
 				ErrInvalidInput, par.Width(), par.Height(), sar.Num(), sar.Den(), o.Width, o.Height)
 		}
 	}
-	p := &videoPlan{outputs: outs, srcFPS: fps, gop: ladder.GOP, segDur: segDur, threads: e.opts.Threads, faults: e.opts.Faults,
+	p := &videoPlan{outputs: outs, srcFPS: fps, gop: ladder.GOP, segDur: segDur, threads: rungThreads(outs, e.opts.Threads, runtime.NumCPU()), faults: e.opts.Faults,
 		frameDur: int64(math.Round(videoTimescale / fps.Float64())), initCache: &e.inits}
 	if err := e.selectEncoders(p); err != nil {
 		return nil, err
@@ -179,7 +180,7 @@ func (e *Engine) drive(ctx context.Context, par *astiav.CodecParameters, tb asti
 			return fallbacks, err
 		}
 		for i, c := range plan.encoders {
-			if c.Encoder == ee.encoder {
+			if c.Encoder == ee.encoder && c.Kind == ee.kind {
 				e.chain.Failed(c, e.prefs(plan.outputs[i].Rung), ee)
 				break
 			}

@@ -42,3 +42,6 @@ func routeLogs(*slog.Logger) {}
 func (e *Engine) TranscodeSegment(context.Context, Source, *profiles.Ladder, SegmentOptions) (*SegmentResult, error) {
 	return nil, ErrNoCgo
 }
+
+// ReleaseMemory does nothing without cgo.
+func ReleaseMemory() {}

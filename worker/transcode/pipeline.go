@@ -35,6 +35,11 @@ type pipeline struct {
 	closed  bool
 }
 
+// frameQueue is how many frames may wait for a rung: enough that a rung
+// whose encoder is between frame threads does not stall the decoder and
+// with it every other rung.
+const frameQueue = 8
+
 // rungWorker scales and encodes one rung and feeds the rungs that cascade
 // from it.
 type rungWorker struct {
@@ -50,6 +55,7 @@ type rungWorker struct {
 	enc      *encoder
 	sws      *astiav.SoftwareScaleContext
 	swsKey   [3]int
+	pool     *framePool
 	cuts     map[int64]bool
 	cur      []sample
 	frames   int
@@ -69,7 +75,7 @@ func newPipeline(ctx context.Context, par *astiav.CodecParameters, tb astiav.Rat
 	p.rungs = make([]*rungWorker, len(plan.outputs))
 	for i, out := range plan.outputs {
 		p.rungs[i] = &rungWorker{idx: i, out: out, cand: plan.encoders[i], plan: plan,
-			in: make(chan vframe, 4), segs: make(chan segment, 16), cuts: map[int64]bool{}}
+			in: make(chan vframe, frameQueue), segs: make(chan segment, 16), cuts: map[int64]bool{}}
 		if out.ScaleFrom >= 0 {
 			parent := p.rungs[out.ScaleFrom]
 			parent.children = append(parent.children, p.rungs[i])
@@ -211,6 +217,9 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 		if r.sws != nil {
 			r.sws.Free()
 		}
+		if r.pool != nil {
+			r.pool.free()
+		}
 		if r.enc != nil {
 			r.enc.free()
 		}
@@ -221,7 +230,7 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 	}
 	gop := max(int(math.Round(r.plan.gop.Seconds()*fps.Float64())), 1)
 	r.enc, err = openEncoder(r.cand, encoderConfig{
-		width: r.out.Width, height: r.out.Height, fps: fps, rung: r.out.Rung, gopFrames: gop, threads: r.plan.threads,
+		width: r.out.Width, height: r.out.Height, fps: fps, rung: r.out.Rung, gopFrames: gop, threads: r.plan.threads[r.idx],
 	}, r.plan.faults)
 	if err != nil {
 		return err
@@ -249,8 +258,12 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 		out, err := r.scale(vf.f)
 		if out != vf.f {
 			vf.f.Free()
+			vf.f = nil
 		}
 		if err != nil {
+			if vf.f != nil {
+				vf.f.Free()
+			}
 			return err
 		}
 		for _, c := range children {
@@ -269,7 +282,11 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 			out.SetPictureType(astiav.PictureTypeNone)
 		}
 		err = r.enc.encode(out, emit)
-		out.Free()
+		if vf.f != nil {
+			out.Free()
+		} else {
+			r.release(out)
+		}
 		r.frames++
 		if err != nil {
 			return err

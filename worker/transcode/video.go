@@ -38,7 +38,7 @@ type videoPlan struct {
 	srcFPS    astiav.Rational
 	gop       time.Duration
 	segDur    time.Duration
-	threads   int
+	threads   []int // per output; 0 lets the encoder decide
 	faults    *Faults
 	frameDur  int64 // nominal source frame duration, 90 kHz
 	initCache *initCache
@@ -127,15 +127,25 @@ func (r *rungWorker) scale(f *astiav.Frame) (*astiav.Frame, error) {
 		}
 		r.swsKey = key
 	}
-	dst := astiav.AllocFrame()
-	dst.SetWidth(w)
-	dst.SetHeight(h)
-	dst.SetPixelFormat(pf)
+	if r.pool == nil {
+		r.pool = &framePool{w: w, h: h, pf: pf}
+	}
+	dst, err := r.pool.get()
+	if err != nil {
+		return f, err
+	}
 	if err := r.sws.ScaleFrame(f, dst); err != nil {
-		dst.Free()
+		r.release(dst)
 		return f, fmt.Errorf("scale %dx%d -> %dx%d: %w", f.Width(), f.Height(), w, h, err)
 	}
 	return dst, nil
+}
+
+// release gives back a picture from scale: pooled ones stay for reuse.
+func (r *rungWorker) release(f *astiav.Frame) {
+	if r.pool == nil || !r.pool.owns(f) {
+		f.Free()
+	}
 }
 
 // initCache keeps one init segment per distinct encoder output, so chunks
@@ -169,4 +179,28 @@ func (c *initCache) get(e *encoder) ([]byte, error) {
 	c.m[key] = b
 	c.mu.Unlock()
 	return b, nil
+}
+
+// rungThreads sizes each rung's encoder threads. With threads > 0 every rung
+// gets that many. Otherwise the machine's thread budget (what x264 would
+// take for one encoder: 1.5 per core) is split by each rung's share of the
+// pixels: the rungs already run in parallel, so giving every encoder the
+// whole budget only adds frame-thread overhead.
+func rungThreads(outs []profiles.Output, threads, cpus int) []int {
+	t := make([]int, len(outs))
+	if threads > 0 {
+		for i := range t {
+			t[i] = threads
+		}
+		return t
+	}
+	total := 0
+	for _, o := range outs {
+		total += o.Width * o.Height
+	}
+	budget := float64(cpus) * 1.5
+	for i, o := range outs {
+		t[i] = max(1, int(math.Round(budget*float64(o.Width*o.Height)/float64(total))))
+	}
+	return t
 }

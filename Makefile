@@ -1,0 +1,27 @@
+# livegrid: the two commands a fresh Debian 12 machine needs are `make run`
+# and `make test`; both install what they need first (deploy/setup.sh).
+
+GO ?= go
+TEST_TIMEOUT ?= 30m
+
+.PHONY: setup build run test bench fuzz clean
+
+setup:
+	@bash deploy/setup.sh
+
+build: setup
+	$(GO) build -o bin/livegrid ./cmd/livegrid
+
+run: setup
+	@bash deploy/demo.sh
+
+test: setup
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build ./internal/... ./profiles/... ./coordinator/... ./edge/... ./bench/
+	$(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./...
+
+bench: setup
+	$(GO) test ./worker/transcode -run '^$$' -bench LadderVsFFmpeg -benchtime 3x
+
+clean:
+	rm -rf bin data/demo

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what livegrid's build and tests need on Debian 12: FFmpeg 5.1
+# development libraries (for go-astiav), the ffmpeg/ffprobe command line
+# (fixtures and the speed reference), pkg-config and redis-server, then the
+# Go modules. Idempotent, and quick when everything is already there.
+set -euo pipefail
+
+packages=(
+  ffmpeg pkg-config gcc
+  libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
+  libswscale-dev libswresample-dev libpostproc-dev
+  redis-server
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: system packages present" >&2
+fi
+
+# go-astiav v0.16.0 is the last release for FFmpeg 5.1: refuse anything else early.
+ver=$(pkg-config --modversion libavcodec)
+case "$ver" in
+  59.*) ;;
+  *) echo "setup: libavcodec $ver found, livegrid needs FFmpeg 5.1 (libavcodec 59)" >&2; exit 1 ;;
+esac
+
+cd "$(dirname "$0")/.."
+go mod download
+echo "setup: ready (FFmpeg libavcodec $ver, $(go version | cut -d' ' -f3))" >&2
