@@ -146,7 +146,8 @@ func Args(in string, src Source, ladder *profiles.Ladder, outs []profiles.Output
 	if src.HasAudio {
 		args = append(args, "-map", "0:a:0", "-vn")
 		if src.AudioCodec == "aac" {
-			args = append(args, "-c:a", "copy")
+			// MPEG-TS carries AAC in ADTS frames; fMP4 wants them raw.
+			args = append(args, "-c:a", "copy", "-bsf:a", "aac_adtstoasc")
 		} else {
 			args = append(args, "-c:a", "aac", "-b:a", strconv.FormatInt(ladder.Audio.Bitrate, 10),
 				"-ar", strconv.Itoa(ladder.Audio.SampleRate), "-ac", strconv.Itoa(ladder.Audio.Channels))

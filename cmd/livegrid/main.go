@@ -27,6 +27,7 @@ type command struct {
 
 var commands = map[string]command{
 	"transcode": {"transcode a file or URL into an ABR ladder (HLS + DASH, CMAF)", runTranscode},
+	"bench":     {"run a capacity-planning suite (transcode) and report the knee", runBench},
 	"encoders":  {"list the encoder chain and whether each encoder is usable here", runEncoders},
 	"version":   {"print the version", runVersion},
 }
