@@ -121,3 +121,5 @@ func TestProbeAllReportsReasons(t *testing.T) {
 		}
 	}
 }
+
+var errNoDevice = errors.New("no device")

@@ -17,7 +17,8 @@ type encoderConfig struct {
 	fps           astiav.Rational // nominal output frame rate
 	rung          profiles.Rung
 	gopFrames     int
-	threads       int // 0 = encoder default
+	threads       int           // 0 = encoder default
+	cudaInput     *astiav.Frame // GPU path: a CUDA frame whose pool the encoder reads from
 }
 
 type encoder struct {
@@ -127,6 +128,12 @@ func openEncoder(cand Candidate, cfg encoderConfig, faults *Faults) (_ *encoder,
 		}
 	}()
 	pf := inputPixelFormat(cand.Kind)
+	if cfg.cudaInput != nil {
+		pf = astiav.PixelFormatCuda
+		if err := setEncoderFrames(cc, cfg.cudaInput); err != nil {
+			return nil, fail(err)
+		}
+	}
 	cc.SetWidth(cfg.width)
 	cc.SetHeight(cfg.height)
 	cc.SetPixelFormat(pf)

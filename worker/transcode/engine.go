@@ -105,71 +105,14 @@ func (s segmentSet) end() int64 { return int64(s.segs[0].start + s.segs[0].durat
 // emitted yet, so no segment is lost or emitted twice.
 func (e *Engine) drive(ctx context.Context, par *astiav.CodecParameters, tb astiav.Rational, plan *videoPlan,
 	next func() (*chunk, error), emit func(segmentSet) error) (fallbacks int, err error) {
-	var pending []*chunk
+	st := &replay{watermark: math.MinInt64}
 	defer func() {
-		for _, c := range pending {
+		for _, c := range st.pending {
 			c.free()
 		}
 	}()
-	var mu sync.Mutex
-	watermark := int64(math.MinInt64) // end of the last emitted segment set
-	eof := false
 	for attempt := 0; ; attempt++ {
-		p, err := newPipeline(ctx, par, tb, plan)
-		if err != nil {
-			return fallbacks, err
-		}
-		collected := make(chan error, 1)
-		go func() {
-			collected <- collectSets(p, func(set segmentSet) error {
-				mu.Lock()
-				skip := int64(set.segs[0].start) < watermark
-				mu.Unlock()
-				if skip {
-					return nil // emitted before a fallback; this is the replay
-				}
-				if err := emit(set); err != nil {
-					return err
-				}
-				mu.Lock()
-				watermark = set.end()
-				mu.Unlock()
-				return nil
-			})
-		}()
-		var feedErr error
-		for _, ch := range pending {
-			if feedErr = p.feed(ch); feedErr != nil {
-				break
-			}
-		}
-		for feedErr == nil && !eof {
-			ch, err := next()
-			if errors.Is(err, io.EOF) {
-				eof = true
-				break
-			}
-			if err != nil {
-				feedErr = err
-				p.abort(err)
-				break
-			}
-			pending = append(pending, ch)
-			feedErr = p.feed(ch)
-			mu.Lock()
-			w := watermark
-			mu.Unlock()
-			for len(pending) > 1 && pending[0].end >= 0 && pending[0].end <= w {
-				pending[0].free()
-				pending = pending[1:]
-			}
-		}
-		end := int64(-1)
-		if len(pending) > 0 {
-			end = pending[len(pending)-1].end
-		}
-		closeErr := p.close(end)
-		err = errors.Join(<-collected, feedErr, closeErr)
+		err := e.runPipeline(ctx, par, tb, plan, st, next, emit)
 		if err == nil {
 			return fallbacks, nil
 		}
@@ -179,13 +122,18 @@ func (e *Engine) drive(ctx context.Context, par *astiav.CodecParameters, tb asti
 			// input's or the settings', and the chain has nothing after them.
 			return fallbacks, err
 		}
+		fallbacks++
+		if gpuComponents[ee.encoder] {
+			e.log.Warn("GPU path failed, feeding NVENC from system memory", "component", ee.encoder, "reason", ee.err)
+			plan.noGPU = true
+			continue
+		}
 		for i, c := range plan.encoders {
 			if c.Encoder == ee.encoder && c.Kind == ee.kind {
 				e.chain.Failed(c, e.prefs(plan.outputs[i].Rung), ee)
 				break
 			}
 		}
-		fallbacks++
 		if err := e.selectEncoders(plan); err != nil {
 			return fallbacks, fmt.Errorf("%w (after %v)", err, ee)
 		}
@@ -580,4 +528,74 @@ func upsert(rs []RenditionInfo, r RenditionInfo) []RenditionInfo {
 		}
 	}
 	return append(rs, r)
+}
+
+// replay is what drive keeps across pipeline attempts.
+type replay struct {
+	pending   []*chunk // chunks whose segments were not all emitted, in order
+	eof       bool
+	mu        sync.Mutex // guards watermark, which the collector advances
+	watermark int64      // end of the last emitted segment set
+}
+
+func (r *replay) emitted() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watermark
+}
+
+// runPipeline is one attempt of drive: it builds a pipeline, replays the
+// pending chunks, then feeds new ones until the source ends or a failure.
+func (e *Engine) runPipeline(ctx context.Context, par *astiav.CodecParameters, tb astiav.Rational, plan *videoPlan,
+	st *replay, next func() (*chunk, error), emit func(segmentSet) error) error {
+	p, err := newPipeline(ctx, par, tb, plan)
+	if err != nil {
+		return err
+	}
+	collected := make(chan error, 1)
+	go func() {
+		collected <- collectSets(p, func(set segmentSet) error {
+			if int64(set.segs[0].start) < st.emitted() {
+				return nil // emitted before a fallback; this is the replay
+			}
+			if err := emit(set); err != nil {
+				return err
+			}
+			st.mu.Lock()
+			st.watermark = set.end()
+			st.mu.Unlock()
+			return nil
+		})
+	}()
+	var feedErr error
+	for _, ch := range st.pending {
+		if feedErr = p.feed(ch); feedErr != nil {
+			break
+		}
+	}
+	for feedErr == nil && !st.eof {
+		ch, err := next()
+		if errors.Is(err, io.EOF) {
+			st.eof = true
+			break
+		}
+		if err != nil {
+			feedErr = err
+			p.abort(err)
+			break
+		}
+		st.pending = append(st.pending, ch)
+		feedErr = p.feed(ch)
+		w := st.emitted()
+		for len(st.pending) > 1 && st.pending[0].end >= 0 && st.pending[0].end <= w {
+			st.pending[0].free()
+			st.pending = st.pending[1:]
+		}
+	}
+	end := int64(-1)
+	if len(st.pending) > 0 {
+		end = st.pending[len(st.pending)-1].end
+	}
+	closeErr := p.close(end)
+	return errors.Join(<-collected, feedErr, closeErr)
 }

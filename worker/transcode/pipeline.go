@@ -23,6 +23,7 @@ type pipeline struct {
 	plan   *videoPlan
 	tb     astiav.Rational
 	dec    *astiav.CodecContext
+	gpu    *gpuDecoder // set on the GPU path
 	frame  *astiav.Frame
 	rungs  []*rungWorker
 	ctx    context.Context
@@ -56,6 +57,7 @@ type rungWorker struct {
 	sws      *astiav.SoftwareScaleContext
 	swsKey   [3]int
 	pool     *framePool
+	cuda     *cudaScaler
 	cuts     map[int64]bool
 	cur      []sample
 	frames   int
@@ -66,11 +68,19 @@ type rungWorker struct {
 }
 
 func newPipeline(ctx context.Context, par *astiav.CodecParameters, tb astiav.Rational, plan *videoPlan) (*pipeline, error) {
-	dec, err := openDecoder(par)
+	plan.gpu = !plan.noGPU && useGPU(par, plan.encoders)
+	var dec *astiav.CodecContext
+	var gpu *gpuDecoder
+	var err error
+	if plan.gpu {
+		dec, gpu, err = openGPUDecoder(par, frameQueue*len(plan.outputs)+4)
+	} else {
+		dec, err = openDecoder(par)
+	}
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{plan: plan, tb: tb, dec: dec, frame: astiav.AllocFrame(), lastPTS: math.MinInt64}
+	p := &pipeline{plan: plan, tb: tb, dec: dec, gpu: gpu, frame: astiav.AllocFrame(), lastPTS: math.MinInt64}
 	p.ctx, p.cancel = context.WithCancelCause(ctx)
 	p.rungs = make([]*rungWorker, len(plan.outputs))
 	for i, out := range plan.outputs {
@@ -194,7 +204,11 @@ func (p *pipeline) close(end int64) error {
 	}
 	p.wg.Wait()
 	p.cancel(nil)
-	p.dec.Free()
+	if p.gpu != nil {
+		p.gpu.close(p.dec)
+	} else {
+		p.dec.Free()
+	}
 	p.frame.Free()
 	errs := []error{drainErr}
 	for _, r := range p.rungs {
@@ -220,6 +234,9 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 		if r.pool != nil {
 			r.pool.free()
 		}
+		if r.cuda != nil {
+			r.cuda.free()
+		}
 		if r.enc != nil {
 			r.enc.free()
 		}
@@ -229,14 +246,22 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 		fps = astiav.NewRational(int(math.Round(r.out.FrameRate*1000)), 1000)
 	}
 	gop := max(int(math.Round(r.plan.gop.Seconds()*fps.Float64())), 1)
-	r.enc, err = openEncoder(r.cand, encoderConfig{
+	cfg := encoderConfig{
 		width: r.out.Width, height: r.out.Height, fps: fps, rung: r.out.Rung, gopFrames: gop, threads: r.plan.threads[r.idx],
-	}, r.plan.faults)
-	if err != nil {
+	}
+	open := func(cudaInput *astiav.Frame) (err error) {
+		cfg.cudaInput = cudaInput
+		if r.enc, err = openEncoder(r.cand, cfg, r.plan.faults); err != nil {
+			return err
+		}
+		r.init, err = r.plan.initCache.get(r.enc)
 		return err
 	}
-	if r.init, err = r.plan.initCache.get(r.enc); err != nil {
-		return err
+	if !r.plan.gpu {
+		// The CPU path opens at once, so a bad encoder fails before any decoding.
+		if err := open(nil); err != nil {
+			return err
+		}
 	}
 	minGap := int64(0)
 	if r.out.FrameRate > 0 {
@@ -274,6 +299,17 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 				cf.Free()
 			}
 		}
+		if r.enc == nil {
+			// The GPU path opens on the first frame: NVENC reads its CUDA pool.
+			if err := open(out); err != nil {
+				if vf.f != nil {
+					out.Free()
+				} else {
+					r.release(out)
+				}
+				return err
+			}
+		}
 		out.SetPts(vf.pts)
 		if vf.cut {
 			out.SetPictureType(astiav.PictureTypeI)
@@ -294,6 +330,9 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 	}
 	if err := context.Cause(ctx); err != nil {
 		return nil // another rung failed; its error is the one reported
+	}
+	if r.enc == nil {
+		return nil // no frame came
 	}
 	if err := r.enc.encode(nil, emit); err != nil {
 		return err

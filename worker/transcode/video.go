@@ -42,6 +42,8 @@ type videoPlan struct {
 	faults    *Faults
 	frameDur  int64 // nominal source frame duration, 90 kHz
 	initCache *initCache
+	gpu       bool // frames stay in CUDA memory (see gpu.go)
+	noGPU     bool // the GPU path failed: feed NVENC from system memory
 }
 
 // sample is one encoded access unit of a rendition, in decode order.
@@ -109,6 +111,9 @@ func openDecoder(par *astiav.CodecParameters) (*astiav.CodecContext, error) {
 
 // scale returns f itself when it already fits the encoder, else a new frame.
 func (r *rungWorker) scale(f *astiav.Frame) (*astiav.Frame, error) {
+	if r.plan.gpu {
+		return r.scaleCUDA(f)
+	}
 	w, h, pf := r.out.Width, r.out.Height, r.enc.pixFmt
 	if f.Width() == w && f.Height() == h && f.PixelFormat() == pf {
 		return f, nil
@@ -203,4 +208,25 @@ func rungThreads(outs []profiles.Output, threads, cpus int) []int {
 		t[i] = max(1, int(math.Round(budget*float64(o.Width*o.Height)/float64(total))))
 	}
 	return t
+}
+
+// scaleCUDA scales a CUDA frame with scale_cuda; f itself when it fits.
+func (r *rungWorker) scaleCUDA(f *astiav.Frame) (*astiav.Frame, error) {
+	w, h := r.out.Width, r.out.Height
+	if f.Width() == w && f.Height() == h {
+		return f, nil
+	}
+	key := [3]int{f.Width(), f.Height(), int(f.PixelFormat())}
+	if r.cuda == nil || key != r.swsKey {
+		if r.cuda != nil {
+			r.cuda.free()
+		}
+		var err error
+		if r.cuda, err = newCUDAScaler(f, w, h); err != nil {
+			r.cuda = nil
+			return f, &encoderError{kind: r.cand.Kind, encoder: "scale_cuda", stage: "open", err: err}
+		}
+		r.swsKey = key
+	}
+	return r.cuda.scale(f)
 }
