@@ -38,4 +38,6 @@ esac
 
 cd "$(dirname "$0")/.."
 go mod download
+# The object-store tests run against a real MinIO server, built once and cached.
+bash deploy/minio.sh >/dev/null
 echo "setup: ready (FFmpeg libavcodec $ver, $(go version | cut -d' ' -f3))" >&2
