@@ -2,7 +2,8 @@
 # Installs what livegrid's build and tests need on Debian 12: FFmpeg 5.1
 # development libraries (for go-astiav), the ffmpeg/ffprobe command line
 # (fixtures and the speed reference), pkg-config and redis-server, then the
-# Go modules. Idempotent, and quick when everything is already there.
+# Go modules and a cached MinIO server build (deploy/minio.sh). Idempotent,
+# and quick when everything is already there.
 set -euo pipefail
 
 packages=(
