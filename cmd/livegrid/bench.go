@@ -64,11 +64,7 @@ func runBenchTranscode(ctx context.Context, args []string, stdout, stderr io.Wri
 	fps := fs.Int("fps", 30, "frame rate of the generated clip (no --in)")
 	workDir := fs.String("work-dir", "", "keep the source segments here (default: a temporary folder, removed afterwards)")
 	progress := fs.String("progress", "auto", "progress display on stderr: auto (a bar on a terminal, log lines otherwise), bar, log or none")
-	newLog := logFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := newLog(stderr)
+	log, err := parseWithLog(fs, logFlags(fs), args, stderr)
 	if err != nil {
 		return err
 	}

@@ -11,11 +11,7 @@ import (
 
 func runEncoders(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("encoders", "encoders [--log-level L]", stderr)
-	newLog := logFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := newLog(stderr)
+	log, err := parseWithLog(fs, logFlags(fs), args, stderr)
 	if err != nil {
 		return err
 	}

@@ -116,6 +116,14 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseWithLog parses args and builds the logger its --log-* flags ask for.
+func parseWithLog(fs *flag.FlagSet, newLog func(io.Writer) (*slog.Logger, error), args []string, w io.Writer) (*slog.Logger, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	return newLog(w)
+}
+
 // logFlags adds --log-level and --log-format and returns a constructor.
 func logFlags(fs *flag.FlagSet) func(w io.Writer) (*slog.Logger, error) {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")

@@ -29,11 +29,7 @@ func runTranscode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	segDur := fs.Duration("segment-duration", 2*time.Second, "target segment duration (1s..10s)")
 	threads := fs.Int("threads", 0, "threads per rung encoder; 0 sizes them by each rung's share of the pixels")
 	progress := fs.String("progress", "auto", "progress display: auto (on a terminal), bar, log or none")
-	newLog := logFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := newLog(stderr)
+	log, err := parseWithLog(fs, logFlags(fs), args, stderr)
 	if err != nil {
 		return err
 	}
