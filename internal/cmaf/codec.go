@@ -1,7 +1,9 @@
 package cmaf
 
 import (
+	"errors"
 	"fmt"
+	"github.com/livegrid/livegrid/internal/aac"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -26,7 +28,7 @@ func AACCodecString(asc []byte) string {
 	if err != nil {
 		return ""
 	}
-	return "mp4a.40." + strconv.Itoa(cfg.objectType)
+	return "mp4a.40." + strconv.Itoa(cfg.ObjectType)
 }
 
 // hevcCodecString builds the ISO/IEC 14496-15 Annex E string from an
@@ -172,79 +174,15 @@ func readDescriptor(b []byte) (tag byte, body, rest []byte, err error) {
 	return tag, b[:size], b[size:], nil
 }
 
-// audioConfig is what livegrid needs from an AudioSpecificConfig.
-type audioConfig struct {
-	objectType int
-	sampleRate int
-	channels   int // 0 when unknown
-}
-
-// aacChannels maps channelConfiguration to a channel count; 0 means the
-// layout is in a program config element, which livegrid does not read.
-var aacChannels = [...]int{0, 1, 2, 3, 4, 5, 6, 8, 0, 0, 0, 7, 8, 24, 8}
-
-var aacSampleRates = [...]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
-
-// parseASC reads the head of an AudioSpecificConfig (ISO/IEC 14496-3
-// 1.6.2.1). For explicitly signalled SBR/PS it reports the output rate.
-func parseASC(asc []byte) (audioConfig, error) {
-	r := bitReader{b: asc}
-	var cfg audioConfig
-	cfg.objectType = r.objectType()
-	cfg.sampleRate = r.sampleRate()
-	if c := r.read(4); int(c) < len(aacChannels) {
-		cfg.channels = aacChannels[c]
+// parseASC reads an AudioSpecificConfig; for explicitly signalled SBR/PS
+// it reports the output rate.
+func parseASC(asc []byte) (aac.Config, error) {
+	c, err := aac.ParseConfig(asc)
+	switch {
+	case errors.Is(err, aac.ErrTruncated):
+		return aac.Config{}, fmt.Errorf("%v: %w", err, ErrTruncated)
+	case err != nil:
+		return aac.Config{}, fmt.Errorf("%v: %w", err, ErrUnsupportedCodec)
 	}
-	if cfg.objectType == 5 || cfg.objectType == 29 {
-		cfg.sampleRate = r.sampleRate()
-	}
-	if cfg.objectType == 29 {
-		cfg.channels = 2 // parametric stereo decodes mono to stereo
-	}
-	if r.short {
-		return audioConfig{}, fmt.Errorf("AudioSpecificConfig of %d bytes: %w", len(asc), ErrTruncated)
-	}
-	if cfg.objectType == 0 || cfg.sampleRate == 0 {
-		return audioConfig{}, fmt.Errorf("AudioSpecificConfig object type %d, rate %d: %w", cfg.objectType, cfg.sampleRate, ErrUnsupportedCodec)
-	}
-	return cfg, nil
-}
-
-// bitReader reads MSB-first bit fields, returning zeros once short.
-type bitReader struct {
-	b     []byte
-	pos   int // in bits
-	short bool
-}
-
-func (r *bitReader) read(n int) uint32 {
-	var v uint32
-	for range n {
-		if r.pos>>3 >= len(r.b) {
-			r.short = true
-			return 0
-		}
-		v = v<<1 | uint32(r.b[r.pos>>3]>>(7-r.pos&7))&1
-		r.pos++
-	}
-	return v
-}
-
-func (r *bitReader) objectType() int {
-	t := int(r.read(5))
-	if t == 31 {
-		t = 32 + int(r.read(6))
-	}
-	return t
-}
-
-func (r *bitReader) sampleRate() int {
-	i := r.read(4)
-	if i == 0xF {
-		return int(r.read(24))
-	}
-	if int(i) < len(aacSampleRates) {
-		return aacSampleRates[i]
-	}
-	return 0
+	return c, nil
 }

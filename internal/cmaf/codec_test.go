@@ -58,8 +58,8 @@ func TestAACCodecString(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseASC() error = %v", err)
 			}
-			if cfg.sampleRate != tt.rate || cfg.channels != tt.channels {
-				t.Errorf("rate, channels = %d, %d; want %d, %d", cfg.sampleRate, cfg.channels, tt.rate, tt.channels)
+			if cfg.SampleRate != tt.rate || cfg.Channels != tt.channels {
+				t.Errorf("rate, channels = %d, %d; want %d, %d", cfg.SampleRate, cfg.Channels, tt.rate, tt.channels)
 			}
 		})
 	}

@@ -300,16 +300,16 @@ func parseAudioConfig(in *Init, children []byte) error {
 	if err != nil {
 		return fmt.Errorf("esds: %w", err)
 	}
-	in.Codec = fmt.Sprintf("mp4a.40.%d", cfg.objectType)
+	in.Codec = fmt.Sprintf("mp4a.40.%d", cfg.ObjectType)
 	// MP4 muxers write the template channelcount 2 even for mono, so the
 	// ASC decides channels. The 16.16 samplerate cannot hold rates above
 	// 65535 Hz and may be 0; otherwise it is the output rate, which the
 	// ASC lacks under implicit SBR signalling.
-	if cfg.channels > 0 {
-		in.Channels = cfg.channels
+	if cfg.Channels > 0 {
+		in.Channels = cfg.Channels
 	}
 	if in.SampleRate == 0 {
-		in.SampleRate = cfg.sampleRate
+		in.SampleRate = cfg.SampleRate
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ var (
 	x264    = []string{"-c:v", "libx264", "-g", "30"}
 	x265    = []string{"-c:v", "libx265", "-g", "30", "-x265-params", "log-level=error"}
 	svtAV1  = []string{"-c:v", "libsvtav1", "-preset", "12", "-g", "30"}
-	aac     = []string{"-c:a", "aac"}
+	aacEnc  = []string{"-c:a", "aac"}
 )
 
 var mediaCache struct {
@@ -173,7 +173,7 @@ func TestRealMedia(t *testing.T) {
 		},
 		{
 			name: "aac",
-			args: [][]string{audioIn, aac},
+			args: [][]string{audioIn, aacEnc},
 			want: Init{TrackID: 1, Handler: "soun", SampleEntry: "mp4a", SampleRate: 48000, Channels: 1},
 			codecOK: func(c string, _ probeStream) bool {
 				return c == "mp4a.40.2"
@@ -181,7 +181,7 @@ func TestRealMedia(t *testing.T) {
 		},
 		{
 			name: "h264 and aac muxed reads as the video track",
-			args: [][]string{videoIn, audioIn, x264, aac},
+			args: [][]string{videoIn, audioIn, x264, aacEnc},
 			want: Init{TrackID: 1, Handler: "vide", SampleEntry: "avc1", Width: 320, Height: 240},
 			codecOK: func(c string, s probeStream) bool {
 				return strings.HasPrefix(c, "avc1.64") && strings.HasSuffix(c, fmt.Sprintf("%02x", s.Level))

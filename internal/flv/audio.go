@@ -1,8 +1,11 @@
 package flv
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/livegrid/livegrid/internal/aac"
 )
 
 // AudioCodec identifies an audio codec: a legacy FLV SoundFormat (0-15)
@@ -193,62 +196,17 @@ func (info *AudioInfo) fromAAC() error {
 
 // AACConfig is the part of an MPEG-4 AudioSpecificConfig that describes
 // the stream.
-type AACConfig struct {
-	ObjectType int // 2 is AAC-LC
-	SampleRate int
-	Channels   int // 0 when a program config element defines them
-}
-
-var aacRates = [13]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
-
-// aacChannels maps channelConfiguration to a channel count (ISO/IEC
-// 14496-3 table 1.19; 7 is 7.1).
-var aacChannels = [16]int{0, 1, 2, 3, 4, 5, 6, 8, 0, 0, 0, 7, 8, 24, 8, 0}
+type AACConfig = aac.Config
 
 // ParseAACConfig reads the object type, sample rate and channels from an
 // AudioSpecificConfig.
 func ParseAACConfig(b []byte) (AACConfig, error) {
-	r := bitReader{b: b}
-	var c AACConfig
-	c.ObjectType = int(r.read(5))
-	if c.ObjectType == 31 {
-		c.ObjectType = 32 + int(r.read(6))
-	}
-	if idx := r.read(4); idx == 15 {
-		c.SampleRate = int(r.read(24))
-	} else if idx < uint32(len(aacRates)) {
-		c.SampleRate = aacRates[idx]
-	} else if !r.short {
-		return AACConfig{}, fmt.Errorf("flv: parse AudioSpecificConfig: sampling frequency index %d: %w", idx, ErrMalformed)
-	}
-	ch := r.read(4)
-	if r.short {
-		return AACConfig{}, fmt.Errorf("flv: parse AudioSpecificConfig of %d bytes: %w", len(b), ErrTruncated)
-	}
-	c.Channels = aacChannels[ch]
-	if c.ObjectType == 0 || c.SampleRate == 0 {
-		return AACConfig{}, fmt.Errorf("flv: parse AudioSpecificConfig: object type %d, rate %d: %w", c.ObjectType, c.SampleRate, ErrMalformed)
+	c, err := aac.ParseConfig(b)
+	switch {
+	case errors.Is(err, aac.ErrTruncated):
+		return AACConfig{}, fmt.Errorf("flv: parse %v: %w", err, ErrTruncated)
+	case err != nil:
+		return AACConfig{}, fmt.Errorf("flv: parse %v: %w", err, ErrMalformed)
 	}
 	return c, nil
-}
-
-// bitReader reads big-endian bit fields; reading past the end sets short
-// and yields zeros.
-type bitReader struct {
-	b     []byte
-	pos   int // in bits
-	short bool
-}
-
-func (r *bitReader) read(n int) uint32 {
-	var v uint32
-	for range n {
-		if r.pos >= 8*len(r.b) {
-			r.short = true
-			return 0
-		}
-		v = v<<1 | uint32(r.b[r.pos/8]>>(7-r.pos%8)&1)
-		r.pos++
-	}
-	return v
 }

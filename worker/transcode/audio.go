@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/asticode/go-astiav"
+	"github.com/livegrid/livegrid/internal/aac"
 	"github.com/livegrid/livegrid/internal/cmaf"
 	"github.com/livegrid/livegrid/profiles"
 )
@@ -77,7 +78,7 @@ func (a *audioTrack) push(p *astiav.Packet) error {
 		return a.transcode.push(p, a.add)
 	}
 	data := p.Data()
-	if hdr, asc, err := adtsHeader(data); err == nil {
+	if hdr, asc, err := aac.ADTS(data); err == nil {
 		if a.asc == nil {
 			a.asc = asc
 			if err := a.par.SetExtraData(asc); err != nil {
