@@ -148,46 +148,35 @@ func parseTrak(trak []byte) (*Init, error) {
 	return in, nil
 }
 
-func parseTkhd(trak []byte) (uint32, error) {
-	p, err := mustChild(trak, "tkhd")
-	if err != nil {
-		return 0, err
-	}
-	version, _, rest, err := fullBox(p, "tkhd")
-	if err != nil {
-		return 0, err
-	}
-	off := 8 // creation_time, modification_time
-	if version == 1 {
-		off = 16
-	}
-	if len(rest) < off+4 {
-		return 0, fmt.Errorf("tkhd track_ID: %w", ErrTruncated)
-	}
-	return binary.BigEndian.Uint32(rest[off:]), nil
-}
+func parseTkhd(trak []byte) (uint32, error) { return afterTimes(trak, "tkhd", "track_ID") }
 
 func parseMdhd(mdia []byte) (uint32, error) {
-	p, err := mustChild(mdia, "mdhd")
+	ts, err := afterTimes(mdia, "mdhd", "timescale")
+	if err == nil && ts == 0 {
+		return 0, fmt.Errorf("mdhd timescale 0: %w", ErrMalformed)
+	}
+	return ts, err
+}
+
+// afterTimes reads the 32-bit field that follows the creation and
+// modification times of a tkhd or mdhd (4 or 8 bytes each by version).
+func afterTimes(parent []byte, box, field string) (uint32, error) {
+	p, err := mustChild(parent, box)
 	if err != nil {
 		return 0, err
 	}
-	version, _, rest, err := fullBox(p, "mdhd")
+	version, _, rest, err := fullBox(p, box)
 	if err != nil {
 		return 0, err
 	}
-	off := 8 // creation_time, modification_time
+	off := 8
 	if version == 1 {
 		off = 16
 	}
 	if len(rest) < off+4 {
-		return 0, fmt.Errorf("mdhd timescale: %w", ErrTruncated)
+		return 0, fmt.Errorf("%s %s: %w", box, field, ErrTruncated)
 	}
-	ts := binary.BigEndian.Uint32(rest[off:])
-	if ts == 0 {
-		return 0, fmt.Errorf("mdhd timescale 0: %w", ErrMalformed)
-	}
-	return ts, nil
+	return binary.BigEndian.Uint32(rest[off:]), nil
 }
 
 // findPath descends through the named boxes and returns the last payload.
