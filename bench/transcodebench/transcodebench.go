@@ -160,6 +160,8 @@ func Run(ctx context.Context, cfg Config) (*bench.TranscodeReport, error) {
 	r := s.rep
 	r.Rungs = s.rungs.list()
 	r.Machine.Encoder = videoEncoders(r.Rungs)
+	// An auto sweep bisects, so runs finish out of order; reports read by sessions.
+	slices.SortStableFunc(r.Runs, func(a, b bench.TranscodeRun) int { return a.Sessions - b.Sessions })
 	r.Knee = bench.FindKnee(r.Runs, cfg.SLO)
 	r.FinishedAt = cfg.Clock.Now().UTC()
 	if err != nil {
