@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"transcode": {"transcode a file or URL into an ABR ladder (HLS + DASH, CMAF)", runTranscode},
 	"bench":     {"run a capacity-planning suite (transcode) and report the knee", runBench},
 	"encoders":  {"list the encoder chain and whether each encoder is usable here", runEncoders},
+	"token":     {"sign a play URL for a stream (token sign --stream S --ttl 1h)", runToken},
 	"version":   {"print the version", runVersion},
 }
 

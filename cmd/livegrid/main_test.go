@@ -86,3 +86,13 @@ func TestTranscodeCommand(t *testing.T) {
 		t.Errorf("output does not say where the HLS is:\n%s", stdout)
 	}
 }
+
+func TestTokenSign(t *testing.T) {
+	code, out, errOut := runCLI("token", "sign", "--stream", "cam1", "--ttl", "1h", "--secret", "s3cret", "--url", "http://edge:8080")
+	if code != 0 || !strings.HasPrefix(out, "http://edge:8080/live/cam1/index.m3u8?") || !strings.Contains(out, "token=") || !strings.Contains(out, "expires=") {
+		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI("token", "sign", "--stream", "cam1"); code != 1 || !strings.Contains(errOut, "'secret' is required") {
+		t.Fatalf("without a secret: exit %d, %s", code, errOut)
+	}
+}
