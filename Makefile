@@ -4,7 +4,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 30m
 
-.PHONY: setup build run test bench fuzz clean
+.PHONY: setup build run transcode-demo test bench clean
 
 setup:
 	@bash deploy/setup.sh
@@ -14,6 +14,9 @@ build: setup
 
 run: setup
 	@bash deploy/demo.sh
+
+transcode-demo: setup
+	@bash deploy/transcode-demo.sh
 
 test: setup
 	$(GO) vet ./...

@@ -3,6 +3,7 @@ module github.com/livegrid/livegrid
 go 1.26.8
 
 require (
+	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/asticode/go-astiav v0.16.0
 	github.com/hibiken/asynq v0.26.0
 	github.com/maxmind/mmdbwriter v1.2.0
@@ -35,6 +36,7 @@ require (
 	github.com/rs/xid v1.6.0 // indirect
 	github.com/spf13/cast v1.10.0 // indirect
 	github.com/tinylib/msgp v1.6.4 // indirect
+	github.com/yuin/gopher-lua v1.1.1 // indirect
 	github.com/yutopp/go-amf0 v0.1.0 // indirect
 	github.com/zeebo/xxh3 v1.1.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect

@@ -26,11 +26,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"transcode": {"transcode a file or URL into an ABR ladder (HLS + DASH, CMAF)", runTranscode},
-	"bench":     {"run a capacity-planning suite (transcode) and report the knee", runBench},
-	"encoders":  {"list the encoder chain and whether each encoder is usable here", runEncoders},
-	"token":     {"sign a play URL for a stream (token sign --stream S --ttl 1h)", runToken},
-	"version":   {"print the version", runVersion},
+	"transcode":  {"transcode a file or URL into an ABR ladder (HLS + DASH, CMAF)", runTranscode},
+	"bench":      {"run a capacity-planning suite (transcode) and report the knee", runBench},
+	"standalone": {"run coordinator, one worker and the origin in one process (embedded Redis, file store)", runStandalone},
+	"encoders":   {"list the encoder chain and whether each encoder is usable here", runEncoders},
+	"token":      {"sign a play URL for a stream (token sign --stream S --ttl 1h)", runToken},
+	"version":    {"print the version", runVersion},
 }
 
 // version is set at link time with -ldflags "-X main.version=...".

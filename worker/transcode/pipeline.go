@@ -195,8 +195,12 @@ func (p *pipeline) close(end int64) error {
 		} else if p.ctx.Err() == nil {
 			drainErr = p.receive()
 		}
+		// Every rung learns the end before any input closes: a cascaded rung
+		// reads it as soon as its parent, which may finish first, closes it.
 		for _, r := range p.rungs {
 			r.end = end
+		}
+		for _, r := range p.rungs {
 			if r.out.ScaleFrom < 0 {
 				close(r.in)
 			}
