@@ -406,6 +406,7 @@ func (e *Engine) TranscodeFile(ctx context.Context, src Source, ladder *profiles
 		return nil
 	}
 	emit := func(set segmentSet) error {
+		setFrames := 0
 		for i, s := range set.segs {
 			name := plan.outputs[i].Rung.Name
 			if string(inits[name]) != string(set.inits[i]) {
@@ -422,8 +423,9 @@ func (e *Engine) TranscodeFile(ctx context.Context, src Source, ladder *profiles
 			if err := sink.Segment(name, mediaSegment(seq, s)); err != nil {
 				return err
 			}
-			sum.Frames = max(sum.Frames, len(s.samples))
+			setFrames = max(setFrames, len(s.samples))
 		}
+		sum.Frames += setFrames
 		seq++
 		sum.Segments++
 		done += time.Duration(set.segs[0].duration) * time.Second / videoTimescale

@@ -79,8 +79,8 @@ func TestLadderDefaultProfile(t *testing.T) {
 	}
 	eng := New(Options{Log: quietLog()})
 	sum, dir := transcodeDir(t, eng, src, ladder, 2*time.Second)
-	if sum.Segments != 3 {
-		t.Errorf("segments = %d, want 3", sum.Segments)
+	if sum.Segments != 3 || sum.Frames != len(srcFrames) {
+		t.Errorf("segments = %d, frames = %d; want 3 and %d", sum.Segments, sum.Frames, len(srcFrames))
 	}
 
 	var refKeys []float64

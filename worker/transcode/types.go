@@ -54,7 +54,7 @@ type FileOptions struct {
 type Summary struct {
 	Source     string
 	Duration   time.Duration // media time transcoded
-	Frames     int           // source frames decoded per rung (max)
+	Frames     int           // frames encoded into the fullest rung
 	Segments   int           // per rendition
 	Renditions []RenditionInfo
 	Fallbacks  int

@@ -153,7 +153,7 @@ func (r *rungWorker) release(f *astiav.Frame) {
 	}
 }
 
-// initCache keeps one init segment per distinct encoder output, so chunks
+// initCache keeps one init segment per distinct encoder output, so segments
 // do not run the mp4 muxer again for identical headers.
 type initCache struct {
 	mu sync.Mutex
