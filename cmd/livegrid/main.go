@@ -26,12 +26,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"transcode":  {"transcode a file or URL into an ABR ladder (HLS + DASH, CMAF)", runTranscode},
-	"bench":      {"run a capacity-planning suite (transcode) and report the knee", runBench},
-	"standalone": {"run coordinator, one worker and the origin in one process (embedded Redis, file store)", runStandalone},
-	"encoders":   {"list the encoder chain and whether each encoder is usable here", runEncoders},
-	"token":      {"sign a play URL for a stream (token sign --stream S --ttl 1h)", runToken},
-	"version":    {"print the version", runVersion},
+	"transcode":   {"transcode a file or URL into an ABR ladder (HLS + DASH, CMAF)", runTranscode},
+	"bench":       {"run a capacity-planning suite (transcode) and report the knee", runBench},
+	"coordinator": {"run a cluster coordinator: ingest, scheduler, packager and origin (needs --redis-url, --store-url)", runCoordinator},
+	"worker":      {"run a cluster transcode worker on a shared Redis and store (needs --redis-url, --store-url)", runWorker},
+	"standalone":  {"run coordinator, one worker and the origin in one process (embedded Redis, file store)", runStandalone},
+	"encoders":    {"list the encoder chain and whether each encoder is usable here", runEncoders},
+	"token":       {"sign a play URL for a stream (token sign --stream S --ttl 1h)", runToken},
+	"version":     {"print the version", runVersion},
 }
 
 // version is set at link time with -ldflags "-X main.version=...".

@@ -1,0 +1,339 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/livegrid/livegrid/coordinator/hub"
+	"github.com/livegrid/livegrid/coordinator/ingest"
+	"github.com/livegrid/livegrid/coordinator/packager"
+	"github.com/livegrid/livegrid/coordinator/scheduler"
+	"github.com/livegrid/livegrid/coordinator/scheduler/asynqqueue"
+	"github.com/livegrid/livegrid/internal/config"
+	"github.com/livegrid/livegrid/internal/queue"
+	"github.com/livegrid/livegrid/internal/store"
+	"github.com/livegrid/livegrid/worker"
+	"github.com/livegrid/livegrid/worker/transcode"
+)
+
+// Coordinator is the cluster coordinator role: ingest, hub, segmenters,
+// scheduler, packager and the origin, on a shared Redis and object store.
+// Workers run as separate processes (Worker).
+type Coordinator struct {
+	node
+}
+
+// NewCoordinator returns a coordinator for cfg, which Load (and
+// ApplyFlags) validated; it needs redis.url and store.url. Start it with Run.
+func NewCoordinator(cfg *config.Config, log *slog.Logger) (*Coordinator, error) {
+	if err := clusterConfig(cfg, config.RoleCoordinator); err != nil {
+		return nil, err
+	}
+	return &Coordinator{node: newNode(cfg, log, "coordinator")}, nil
+}
+
+// Run serves until ctx ends, then shuts down in order: ingest, segmenters
+// (flushed), the wait for outstanding segments (bounded by
+// worker.shutdown_timeout), scheduler, packager, HTTP.
+func (c *Coordinator) Run(ctx context.Context) error {
+	ropts, err := c.cfg.Redis.UniversalOptions()
+	if err != nil {
+		return fmt.Errorf("coordinator: 'redis.url' %w", err)
+	}
+	st, err := openStore(ctx, c.cfg, c.log)
+	if err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	defer st.Close()
+	return c.serve(ctx, ropts, st, nil)
+}
+
+// Worker is the cluster worker role: one worker.Worker with the transcode
+// engine, taking segments from the shared Redis and writing renditions to
+// the shared store.
+type Worker struct {
+	cfg *config.Config
+	log *slog.Logger
+}
+
+// NewWorker returns a worker for cfg, which Load (and ApplyFlags)
+// validated; it needs redis.url and store.url. Start it with Run.
+func NewWorker(cfg *config.Config, log *slog.Logger) (*Worker, error) {
+	if err := clusterConfig(cfg, config.RoleWorker); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg, log: log}, nil
+}
+
+// Run works until ctx ends, then drains (see worker.Worker.Run).
+func (w *Worker) Run(ctx context.Context) error {
+	ropts, err := w.cfg.Redis.UniversalOptions()
+	if err != nil {
+		return fmt.Errorf("worker: 'redis.url' %w", err)
+	}
+	st, err := openStore(ctx, w.cfg, w.log)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer st.Close()
+	return newWorker(w.cfg, w.log, ropts, st).Run(ctx)
+}
+
+// clusterConfig checks what a cluster role needs: Redis (ValidateRole) and
+// a store the whole cluster shares, so store.url may not default to a
+// local folder.
+func clusterConfig(cfg *config.Config, role config.Role) error {
+	if err := cfg.ValidateRole(role); err != nil {
+		return err
+	}
+	if cfg.Store.URL == "" {
+		return fmt.Errorf("'store.url' is required by the %s role (a cluster shares the store): s3://bucket?endpoint=...", role)
+	}
+	return nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	st, err := store.Open(ctx, cfg.StoreURL(), store.Options{Logger: log.With("component", "store")})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return st, nil
+}
+
+// newWorker is the worker every role that transcodes runs.
+func newWorker(cfg *config.Config, log *slog.Logger, ropts *redis.UniversalOptions, st store.Store) *worker.Worker {
+	return &worker.Worker{
+		ID: cfg.WorkerID(), Redis: *ropts, Concurrency: cfg.Worker.Concurrency,
+		Transcoder: &worker.EngineTranscoder{Engine: transcode.New(transcode.Options{
+			Log: log.With("component", "transcode"), Encoder: encoderKind(cfg.Transcode.Encoder),
+		})},
+		Store: st, SharedQueue: cfg.Worker.SharedQueue, ShutdownTimeout: cfg.Worker.ShutdownTimeout,
+		Log: log,
+	}
+}
+
+// node is the coordinator half every role with an origin shares: listeners,
+// readiness and the pipeline from ingest to the packager.
+type node struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	role string
+
+	ready              atomic.Bool
+	readyCh            chan struct{}
+	rtmpAddr, httpAddr net.Addr
+	addrMu             sync.Mutex
+}
+
+func newNode(cfg *config.Config, log *slog.Logger, role string) node {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return node{cfg: cfg, log: log, role: role, readyCh: make(chan struct{})}
+}
+
+// Ready is closed once every listener is up and every component runs.
+func (n *node) Ready() <-chan struct{} { return n.readyCh }
+
+// Addrs returns the RTMP and HTTP listen addresses; valid after Ready.
+func (n *node) Addrs() (rtmp, httpAddr net.Addr) {
+	n.addrMu.Lock()
+	defer n.addrMu.Unlock()
+	return n.rtmpAddr, n.httpAddr
+}
+
+// serve runs the coordinator on Redis and st until ctx ends; local, when
+// set, is a worker in the same process, run beside the scheduler and
+// stopped after the outstanding segments drained. Every goroutine it
+// starts has ended when it returns.
+func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st store.Store, local *worker.Worker) (err error) {
+	cfg, log, role := n.cfg, n.log, n.role
+	rdb := redis.NewUniversalClient(ropts)
+	defer rdb.Close()
+
+	pk, err := packager.New(packager.Config{
+		Store: st, Logger: log,
+		TargetDuration: cfg.Segments.Duration, Window: cfg.Packager.Window,
+		Grace: cfg.Packager.Grace, MaxHold: cfg.Packager.MaxHold,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: packager: %w", role, err)
+	}
+	defer func() {
+		if cerr := pk.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("%s: close packager: %w", role, cerr)
+		}
+	}()
+
+	schedID := "" // the host name: stable across restarts of one machine
+	if local != nil {
+		schedID = role
+	}
+	results := newResultQueue()
+	sched, err := scheduler.New(scheduler.Config{
+		ID: schedID, Queue: asynqqueue.New(rdb, 0), Workers: queue.NewRegistry(rdb, 0),
+		Results: queue.NewResultLog(rdb), OnResult: results.push,
+		SharedQueue: cfg.Worker.SharedQueue, Log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: scheduler: %w", role, err)
+	}
+
+	hubPolicy := hub.Refuse
+	if cfg.Publish.Takeover {
+		hubPolicy = hub.TakeOver
+	}
+	h := hub.New(hub.Config{Policy: hubPolicy, Logger: log})
+	defer h.Close()
+
+	rtmpLn, err := net.Listen("tcp", cfg.RTMP.Addr)
+	if err != nil {
+		return fmt.Errorf("%s: rtmp listen: %w", role, err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		rtmpLn.Close()
+		return fmt.Errorf("%s: http listen: %w", role, err)
+	}
+	n.addrMu.Lock()
+	n.rtmpAddr, n.httpAddr = rtmpLn.Addr(), httpLn.Addr()
+	n.addrMu.Unlock()
+
+	// Background components, each with its own context so shutdown can
+	// stop them in order.
+	var bg sync.WaitGroup
+	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSched()
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorker()
+	bg.Add(2)
+	go func() {
+		defer bg.Done()
+		if err := sched.Run(schedCtx); err != nil {
+			log.Error("scheduler stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer bg.Done()
+		results.deliver(pk, log.With("component", "deliver"))
+	}()
+	if local != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := local.Run(workerCtx); err != nil {
+				log.Error("worker stopped", "err", err)
+			}
+		}()
+	}
+
+	// One ingest pipeline per published stream.
+	lv := &live{cfg: cfg, log: log, store: st, sched: sched, pk: pk, ctx: schedCtx}
+	stopWatch := h.Watch(lv.event)
+
+	srv := &ingest.Server{
+		Hub: h, Auth: publishAuth(cfg, log), Log: log,
+		App: cfg.RTMP.App, IdleTimeout: cfg.RTMP.IdleTimeout,
+	}
+	ingestDone := make(chan error, 1)
+	go func() { ingestDone <- srv.Serve(rtmpLn) }()
+
+	httpSrv := &http.Server{
+		Handler:           n.handler(h, pk, st, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpSrv.Serve(httpLn) }()
+
+	n.ready.Store(true)
+	close(n.readyCh)
+	log.Info(role+" ready", "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(), "store", cfg.StoreURL())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case e := <-ingestDone:
+		runErr = fmt.Errorf("%s: rtmp: %w", role, e)
+		ingestDone <- nil
+	case e := <-httpDone:
+		runErr = fmt.Errorf("%s: http: %w", role, e)
+		httpDone <- nil
+	}
+	log.Info(role + " shutting down")
+	n.ready.Store(false)
+
+	// 1. Ingest: publishers are unpublished, so every stream pipeline
+	// flushes its segmenter, submits the last segments and ends.
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if e := srv.Shutdown(shutCtx); e != nil {
+		log.Warn("rtmp shutdown", "err", e)
+	}
+	if e := <-ingestDone; e != nil && !errors.Is(e, ingest.ErrServerClosed) {
+		log.Warn("rtmp serve", "err", e)
+	}
+	h.Close()
+	stopWatch()
+	lv.close()
+
+	// 2. Let the workers finish what was submitted, bounded by the
+	// worker shutdown timeout, then stop the local worker and the scheduler.
+	drainBy := time.Now().Add(max(cfg.Worker.ShutdownTimeout, time.Second))
+	for sched.Stats().Outstanding > 0 && time.Now().Before(drainBy) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopWorker()
+	stopSched()
+	results.close()
+	bg.Wait()
+
+	// 3. HTTP last, so playlists stay served while the rest drains.
+	if e := httpSrv.Shutdown(shutCtx); e != nil {
+		httpSrv.Close()
+	}
+	if e := <-httpDone; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		log.Warn("http serve", "err", e)
+	}
+	return runErr
+}
+
+// handler is the HTTP mux: HTTP-FLV and HLS/DASH under /live/, health.
+func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, log *slog.Logger) http.Handler {
+	flvH := &hub.FLVHandler{Hub: h, Log: log.With("component", "httpflv")}
+	origin := &packager.Origin{Packager: pk, Store: st, Logger: log.With("component", "origin")}
+	mux := http.NewServeMux()
+	mux.Handle("/live/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest := strings.TrimPrefix(r.URL.Path, "/live/")
+		if strings.HasSuffix(rest, ".flv") && !strings.Contains(rest, "/") {
+			flvH.ServeHTTP(w, r)
+			return
+		}
+		origin.ServeHTTP(w, r)
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !n.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
