@@ -35,6 +35,21 @@ type live struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
+	// parked holds, per stream, the pipeline of the publisher that left
+	// last, so one that comes back within the grace continues its session
+	// and its segmenter's timeline (packager Resume); gen counts the
+	// stream's publishes, so only the latest pipeline parks.
+	parked map[string]*pipeline
+	gen    map[string]uint64
+}
+
+// pipeline is what a publish session keeps across a reconnect.
+type pipeline struct {
+	session string
+	ladder  queue.Ladder
+	seg     *segmenter.Segmenter
+	next    uint64 // the source segment after the last emitted
+	left    time.Time
 }
 
 // event is the hub watcher; it must not block.
@@ -47,11 +62,45 @@ func (l *live) event(ev hub.Event) {
 	if l.closed {
 		return
 	}
+	if l.gen == nil {
+		l.gen = map[string]uint64{}
+	}
+	l.gen[ev.Stream.Name()]++
+	gen := l.gen[ev.Stream.Name()]
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		l.run(ev.Stream)
+		l.run(ev.Stream, gen)
 	}()
+}
+
+// unpark takes the stream's parked pipeline, if any.
+func (l *live) unpark(name string) *pipeline {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.parked[name]
+	delete(l.parked, name)
+	return p
+}
+
+// park keeps p for a reconnect unless a newer publish of the stream has
+// started; pipelines parked long past any grace are dropped.
+func (l *live) park(name string, gen uint64, p *pipeline) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p.left = time.Now()
+	for n, q := range l.parked {
+		if p.left.Sub(q.left) > 2*l.cfg.Packager.Grace+time.Minute {
+			delete(l.parked, n)
+		}
+	}
+	if l.gen[name] != gen {
+		return
+	}
+	if l.parked == nil {
+		l.parked = map[string]*pipeline{}
+	}
+	l.parked[name] = p
 }
 
 // close stops new pipelines and waits for the running ones, which end
@@ -63,35 +112,50 @@ func (l *live) close() {
 	l.wg.Wait()
 }
 
-// run is one publish session of a stream.
-func (l *live) run(st *hub.Stream) {
+// run is one publish of a stream: a new session, or the parked one
+// continued when the publisher came back within the grace period.
+func (l *live) run(st *hub.Stream, gen uint64) {
 	name := st.Name()
-	session := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	log := l.log.With("stream", name, "session", session)
 	rd, err := st.Subscribe()
 	if err != nil {
-		log.Warn("subscribe", "err", err)
+		l.log.Warn("subscribe", "stream", name, "err", err)
 		return
 	}
 	defer rd.Close()
-	ladder, err := ladderFor(l.cfg, name)
-	if err != nil {
-		log.Error("ladder", "err", err)
-		return
+	p := l.unpark(name)
+	if p != nil {
+		if err := l.pk.Resume(name); err != nil {
+			p = nil // the grace is over: a new presentation
+		} else {
+			p.seg.Discontinuity()
+		}
 	}
-	if err := l.pk.Start(name, session, packager.StartOptions{}); err != nil {
-		log.Error("packager start", "err", err)
-		return
+	var log *slog.Logger
+	if p != nil {
+		log = l.log.With("stream", name, "session", p.session)
+		log.Info("stream pipeline resumed", "next_source_seq", p.next)
+	} else {
+		p = &pipeline{session: strconv.FormatInt(time.Now().UnixMilli(), 10)}
+		log = l.log.With("stream", name, "session", p.session)
+		ladder, err := ladderFor(l.cfg, name)
+		if err != nil {
+			log.Error("ladder", "err", err)
+			return
+		}
+		p.ladder = ladder
+		if err := l.pk.Start(name, p.session, packager.StartOptions{}); err != nil {
+			log.Error("packager start", "err", err)
+			return
+		}
+		log.Info("stream pipeline started", "ladder", ladder.Profile)
+		p.seg = segmenter.New(segmenter.Config{
+			Target: l.cfg.Segments.Duration, MaxDuration: l.cfg.Segments.MaxDuration,
+			Logger: log.With("component", "segmenter"),
+		}, func(sg segmenter.Segment) error {
+			p.next = sg.Seq + 1
+			return l.submit(name, p.session, p.ladder, sg)
+		})
 	}
-	log.Info("stream pipeline started", "ladder", ladder.Profile)
-	var next uint64
-	seg := segmenter.New(segmenter.Config{
-		Target: l.cfg.Segments.Duration, MaxDuration: l.cfg.Segments.MaxDuration,
-		Logger: log.With("component", "segmenter"),
-	}, func(sg segmenter.Segment) error {
-		next = sg.Seq + 1
-		return l.submit(name, session, ladder, sg)
-	})
 	for {
 		t, err := rd.Next(l.ctx)
 		if err != nil {
@@ -100,17 +164,18 @@ func (l *live) run(st *hub.Stream) {
 			}
 			break
 		}
-		if err := seg.WriteTag(t); err != nil {
+		if err := p.seg.WriteTag(t); err != nil {
 			log.Warn("segmenter", "err", err)
 		}
 	}
-	if err := seg.Flush(); err != nil {
+	if err := p.seg.Flush(); err != nil {
 		log.Warn("segmenter flush", "err", err)
 	}
-	if err := l.pk.End(name, session, next); err != nil {
+	if err := l.pk.End(name, p.session, p.next); err != nil {
 		log.Warn("packager end", "err", err)
 	}
-	log.Info("stream pipeline ended", "segments", next)
+	log.Info("stream pipeline ended", "segments", p.next)
+	l.park(name, gen, p)
 }
 
 // submit stores a source segment and hands it to the scheduler.
