@@ -183,14 +183,20 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 		schedID = role
 	}
 	results := newResultQueue()
+	m := newMetrics()
 	sched, err := scheduler.New(scheduler.Config{
 		ID: schedID, Queue: asynqqueue.New(rdb, 0), Workers: queue.NewRegistry(rdb, 0),
-		Results: queue.NewResultLog(rdb), OnResult: results.push,
+		Results: queue.NewResultLog(rdb),
+		OnResult: func(r queue.Result) {
+			m.observe(r)
+			results.push(r)
+		},
 		SharedQueue: cfg.Worker.SharedQueue, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: scheduler: %w", role, err)
 	}
+	m.watch(componentStats{packager: pk.Metrics, scheduler: sched.Stats})
 
 	hubPolicy := hub.Refuse
 	if cfg.Publish.Takeover {
@@ -252,7 +258,7 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 	go func() { ingestDone <- srv.Serve(rtmpLn) }()
 
 	httpSrv := &http.Server{
-		Handler:           n.handler(h, pk, st, log),
+		Handler:           n.handler(h, pk, st, m, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -311,8 +317,9 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 	return runErr
 }
 
-// handler is the HTTP mux: HTTP-FLV and HLS/DASH under /live/, health.
-func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, log *slog.Logger) http.Handler {
+// handler is the HTTP mux: HTTP-FLV and HLS/DASH under /live/, health,
+// Prometheus metrics.
+func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, m *metrics, log *slog.Logger) http.Handler {
 	flvH := &hub.FLVHandler{Hub: h, Log: log.With("component", "httpflv")}
 	origin := &packager.Origin{Packager: pk, Store: st, Logger: log.With("component", "origin")}
 	mux := http.NewServeMux()
@@ -328,6 +335,7 @@ func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, log *s
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", m.handler(log.With("component", "metrics")))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !n.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
