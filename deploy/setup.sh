@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(
-  ffmpeg pkg-config gcc
+  ffmpeg pkg-config gcc curl
   libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
   libswscale-dev libswresample-dev libpostproc-dev
   redis-server
