@@ -130,8 +130,8 @@ func (s *stream) commit(pt *part, r Result, now time.Time) error {
 		prevEnd := lr.lastEnd
 		for j := range st.segs {
 			sg := &st.segs[j].Segment
-			if start := ticksToDuration(sg.Start, st.timescale); start < prevEnd {
-				overlap := durationToTicks(prevEnd-start, st.timescale)
+			if start := manifest.TicksToDuration(sg.Start, st.timescale); start < prevEnd {
+				overlap := manifest.DurationToTicks(prevEnd-start, st.timescale)
 				switch {
 				case prevEnd-start <= maxClamp && overlap*2 <= sg.Duration:
 					// A few ticks of overlap (encoder priming, or audio
@@ -146,7 +146,7 @@ func (s *stream) commit(pt *part, r Result, now time.Time) error {
 						ErrBadResult, lr.info.Name, j, prevEnd-start))
 				}
 			}
-			prevEnd = ticksToDuration(sg.Start+sg.Duration, st.timescale)
+			prevEnd = manifest.TicksToDuration(sg.Start+sg.Duration, st.timescale)
 		}
 	}
 
@@ -208,8 +208,8 @@ func (s *stream) commit(pt *part, r Result, now time.Time) error {
 		pt.inits[lr.info.Name][st.hash] = st.vodInit
 		for j := range st.segs {
 			sg := &st.segs[j]
-			start := ticksToDuration(sg.Start, st.timescale)
-			dur := ticksToDuration(sg.Duration, st.timescale)
+			start := manifest.TicksToDuration(sg.Start, st.timescale)
+			dur := manifest.TicksToDuration(sg.Duration, st.timescale)
 			if j == 0 {
 				periodStart = min(periodStart, start)
 			}
@@ -475,35 +475,5 @@ func rescale(v uint64, from, to uint32) uint64 {
 		return math.MaxUint64
 	}
 	q, _ := bits.Div64(hi, lo, uint64(from))
-	return q
-}
-
-// ticksToDuration converts ticks to a duration, rounding down and
-// saturating.
-func ticksToDuration(ticks uint64, timescale uint32) time.Duration {
-	if timescale == 0 {
-		return 0
-	}
-	hi, lo := bits.Mul64(ticks, uint64(time.Second))
-	if hi >= uint64(timescale) {
-		return math.MaxInt64
-	}
-	q, _ := bits.Div64(hi, lo, uint64(timescale))
-	if q > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(q)
-}
-
-// durationToTicks converts a non-negative duration to ticks, rounding up.
-func durationToTicks(d time.Duration, timescale uint32) uint64 {
-	if d <= 0 {
-		return 0
-	}
-	hi, lo := bits.Mul64(uint64(d), uint64(timescale))
-	q, r := bits.Div64(hi, lo, uint64(time.Second))
-	if r != 0 {
-		q++
-	}
 	return q
 }

@@ -85,7 +85,7 @@ func (s *stream) render(now time.Time) {
 			si := sg.r[i]
 			mr.Segments = append(mr.Segments, manifest.Segment{
 				Seq: sg.seq, Start: rescale(si.start, si.timescale, ts), Duration: max(1, rescale(si.dur, si.timescale, ts)),
-				Discontinuity: sg.disc, ProgramDateTime: pr.ast.Add(ticksToDuration(si.start, si.timescale)),
+				Discontinuity: sg.disc, ProgramDateTime: pr.ast.Add(manifest.TicksToDuration(si.start, si.timescale)),
 			})
 		}
 		p.Renditions = append(p.Renditions, mr)
@@ -170,10 +170,10 @@ func (s *stream) writeVOD(pt *part) error {
 			oneInit = oneInit && si.vodInit == segs[0].r[i].vodInit
 			mr.Segments = append(mr.Segments, manifest.Segment{
 				Seq: sg.seq, Start: rescale(si.start, si.timescale, ts), Duration: max(1, rescale(si.dur, si.timescale, ts)),
-				Discontinuity: disc, ProgramDateTime: pr.ast.Add(ticksToDuration(si.start, si.timescale)),
+				Discontinuity: disc, ProgramDateTime: pr.ast.Add(manifest.TicksToDuration(si.start, si.timescale)),
 			})
 			sizes = append(sizes, int64(si.size))
-			secs = append(secs, ticksToDuration(si.dur, si.timescale).Seconds())
+			secs = append(secs, manifest.TicksToDuration(si.dur, si.timescale).Seconds())
 		}
 		mr.Bandwidth, mr.AverageBandwidth = manifest.MeasureBandwidth(sizes, secs)
 		mr.InitURI = runs[i][0]

@@ -140,7 +140,7 @@ func buildDASH(p *Presentation, dynamic bool, baseURL func(r *Rendition) string)
 			r := &p.Renditions[i]
 			segs[i] = segmentsIn(r.Segments, first, end)
 			if len(segs[i]) > 0 {
-				anchor = min(anchor, ticksToDuration(segs[i][0].Start, r.Timescale))
+				anchor = min(anchor, TicksToDuration(segs[i][0].Start, r.Timescale))
 			}
 		}
 		if k == 0 && dynamic && !firstFlagged {
@@ -247,7 +247,7 @@ func buildDASH(p *Presentation, dynamic bool, baseURL func(r *Rendition) string)
 // time anchor and presentation time start. It returns the presentation times
 // at which those segments begin and end.
 func (b *dashBuild) representation(r *Rendition, segs []Segment, anchor, start time.Duration, base string) (representationXML, time.Duration, time.Duration, error) {
-	pto := min(durationToTicks(anchor, r.Timescale), segs[0].Start)
+	pto := min(DurationToTicks(anchor, r.Timescale), segs[0].Start)
 	var timeline []timelineS
 	var next uint64
 	for i, s := range segs {
@@ -258,7 +258,7 @@ func (b *dashBuild) representation(r *Rendition, segs []Segment, anchor, start t
 			return representationXML{}, 0, 0, fmt.Errorf("dash: rendition %q: segment %d starts at %d, before the end of segment %d at %d: %w",
 				r.Name, s.Seq, s.Start, s.Seq-1, next, ErrInvalid)
 		}
-		b.maxSegment = max(b.maxSegment, ticksToDuration(s.Duration, r.Timescale))
+		b.maxSegment = max(b.maxSegment, TicksToDuration(s.Duration, r.Timescale))
 		if n := len(timeline); n > 0 && s.Start == next && s.Duration == timeline[n-1].D {
 			timeline[n-1].R++
 		} else {
@@ -300,8 +300,8 @@ func (b *dashBuild) representation(r *Rendition, segs []Segment, anchor, start t
 			rep.AudioChannelConfiguration = &descriptorXML{SchemeIDURI: audioChannelScheme, Value: strconv.Itoa(r.Channels)}
 		}
 	}
-	repStart := start + ticksToDuration(segs[0].Start-pto, r.Timescale)
-	repEnd := start + ticksToDuration(next-pto, r.Timescale)
+	repStart := start + TicksToDuration(segs[0].Start-pto, r.Timescale)
+	repEnd := start + TicksToDuration(next-pto, r.Timescale)
 	return rep, repStart, repEnd, nil
 }
 

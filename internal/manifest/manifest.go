@@ -173,9 +173,9 @@ func ceilSeconds(ticks uint64, timescale uint32) uint64 {
 	return ticks/ts + min(ticks%ts, 1)
 }
 
-// ticksToDuration converts ticks to a duration, rounding down and
-// saturating at the largest duration.
-func ticksToDuration(ticks uint64, timescale uint32) time.Duration {
+// TicksToDuration converts ticks of a timescale to a duration, rounding
+// down and saturating at the largest duration.
+func TicksToDuration(ticks uint64, timescale uint32) time.Duration {
 	if timescale == 0 {
 		return 0
 	}
@@ -190,8 +190,9 @@ func ticksToDuration(ticks uint64, timescale uint32) time.Duration {
 	return time.Duration(q)
 }
 
-// durationToTicks converts a non-negative duration to ticks, rounding up.
-func durationToTicks(d time.Duration, timescale uint32) uint64 {
+// DurationToTicks converts a non-negative duration to ticks of a
+// timescale, rounding up.
+func DurationToTicks(d time.Duration, timescale uint32) uint64 {
 	if d <= 0 {
 		return 0
 	}
