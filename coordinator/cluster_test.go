@@ -3,13 +3,10 @@
 package coordinator_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -119,24 +116,10 @@ func TestClusterEndToEnd(t *testing.T) {
 		t.Fatal("coordinator not ready in 10 s")
 	}
 	rtmpAddr, httpAddr := coord.Addrs()
-	base := "http://" + httpAddr.String()
-	for _, p := range []string{"/healthz", "/readyz"} {
-		if code, _ := get(t, base+p); code != http.StatusOK {
-			t.Fatalf("GET %s: %d", p, code)
-		}
-	}
-
-	pubCtx, pubCancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer pubCancel()
-	pub := exec.CommandContext(pubCtx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", clip,
-		"-c", "copy", "-f", "flv", fmt.Sprintf("rtmp://%s/live/test", rtmpAddr))
-	var pubErr bytes.Buffer
-	pub.Stderr = &pubErr
-	if err := pub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pubDone := make(chan error, 1)
-	go func() { pubDone <- pub.Wait() }()
+	node := &liveNode{rtmp: rtmpAddr.String(), base: "http://" + httpAddr.String()}
+	base := node.base
+	node.checkHealth(t)
+	pub := node.publish(t, clip, "test")
 
 	// Worker 1 alone transcodes the first segment, so the stream is its.
 	deadline := time.Now().Add(20 * time.Second)
@@ -161,9 +144,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	t.Log("worker w1 cut off from Redis")
 	go stopW1() // its drain cannot reach Redis; it ends after its shutdown timeout
 
-	if err := <-pubDone; err != nil {
-		t.Fatalf("ffmpeg publish: %v\n%s", err, pubErr.String())
-	}
+	pub.wait(t)
 
 	// The stream ended: every media playlist must end with every segment.
 	var master string

@@ -7,11 +7,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 // liveNode is an in-process standalone for the live-path tests.
 type liveNode struct {
 	rtmp, base string
+	stop       func() // shuts the node down; the test's cleanup calls it too
 }
 
 // startNode runs a standalone with ladder (YAML text, or a builtin name
@@ -59,7 +62,7 @@ func startNode(t *testing.T, ladder string, tweak func(*config.Config)) *liveNod
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- node.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -70,6 +73,7 @@ func startNode(t *testing.T, ladder string, tweak func(*config.Config)) *liveNod
 			t.Error("standalone did not shut down in 30 s")
 		}
 	})
+	t.Cleanup(stop)
 	select {
 	case <-node.Ready():
 	case err := <-done:
@@ -78,7 +82,19 @@ func startNode(t *testing.T, ladder string, tweak func(*config.Config)) *liveNod
 		t.Fatal("not ready in 10 s")
 	}
 	rtmpAddr, httpAddr := node.Addrs()
-	return &liveNode{rtmp: rtmpAddr.String(), base: "http://" + httpAddr.String()}
+	n := &liveNode{rtmp: rtmpAddr.String(), base: "http://" + httpAddr.String(), stop: stop}
+	n.checkHealth(t)
+	return n
+}
+
+// checkHealth requires /healthz and /readyz to answer 200.
+func (n *liveNode) checkHealth(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, _ := get(t, n.base+p); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", p, code)
+		}
+	}
 }
 
 // publisher is one ffmpeg -re publish.

@@ -3,15 +3,11 @@
 package coordinator_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,7 +15,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/livegrid/livegrid/coordinator"
 	"github.com/livegrid/livegrid/internal/config"
 	"github.com/livegrid/livegrid/internal/testmedia"
 )
@@ -44,75 +39,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 // plays the transcoded ladder back over HLS, DASH and HTTP-FLV.
 func TestStandaloneEndToEnd(t *testing.T) {
 	testmedia.Require(t, "ffmpeg", "ffprobe")
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	// Registered first, so it runs after the node's own cleanup.
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	clip := testmedia.Make(t, testmedia.Clip{Width: 320, Height: 180, Seconds: 6, Format: "flv"})
-
-	dir := t.TempDir()
-	ladderPath := filepath.Join(dir, "fast.yaml")
-	if err := os.WriteFile(ladderPath, []byte(fastLadder), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.RTMP.Addr = "127.0.0.1:0"
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.Transcode.Profile = ladderPath
-	cfg.Worker.ID = "standalone-test"
-	cfg.Worker.ShutdownTimeout = 5 * time.Second
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	node, err := coordinator.NewStandalone(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("standalone did not shut down in 30 s")
-		}
-	}
-	defer stop()
-	select {
-	case <-node.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("not ready in 10 s")
-	}
-	rtmpAddr, httpAddr := node.Addrs()
-	base := "http://" + httpAddr.String()
-	for _, p := range []string{"/healthz", "/readyz"} {
-		if code, _ := get(t, base+p); code != http.StatusOK {
-			t.Fatalf("GET %s: %d", p, code)
-		}
-	}
-
-	pubCtx, pubCancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer pubCancel()
-	pub := exec.CommandContext(pubCtx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", clip,
-		"-c", "copy", "-f", "flv", fmt.Sprintf("rtmp://%s/live/test", rtmpAddr))
-	var pubErr bytes.Buffer
-	pub.Stderr = &pubErr
-	if err := pub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pubDone := make(chan error, 1)
-	go func() { pubDone <- pub.Wait() }()
+	n := startNode(t, fastLadder, func(c *config.Config) { c.Worker.ID = "standalone-test" })
+	base := n.base
+	pub := n.publish(t, clip, "test")
 
 	// HTTP-FLV while the stream is live.
 	flvDeadline := time.Now().Add(5 * time.Second)
@@ -144,9 +76,7 @@ func TestStandaloneEndToEnd(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if err := <-pubDone; err != nil {
-		t.Fatalf("ffmpeg publish: %v\n%s", err, pubErr.String())
-	}
+	pub.wait(t)
 	_ = master
 
 	// Decode through the origin as a player would.
@@ -164,7 +94,7 @@ func TestStandaloneEndToEnd(t *testing.T) {
 	}
 	t.Logf("decoded video frames: HLS %d, DASH %d", hlsFrames, dashFrames)
 
-	stop()
+	n.stop()
 	if code, _ := get(t, base+"/healthz"); code != 0 {
 		t.Errorf("HTTP still served after shutdown: %d", code)
 	}
