@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/livegrid/livegrid/coordinator/hub"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/coordinator/ingest"
 	"github.com/livegrid/livegrid/coordinator/packager"
 	"github.com/livegrid/livegrid/coordinator/scheduler"

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/livegrid/livegrid/coordinator/hub"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/coordinator/packager"
 	"github.com/livegrid/livegrid/coordinator/scheduler"
 	"github.com/livegrid/livegrid/coordinator/segmenter"

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livegrid/livegrid/coordinator/hub"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/testmedia"
 	"go.uber.org/goleak"
 )

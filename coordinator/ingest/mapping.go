@@ -13,7 +13,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/livegrid/livegrid/coordinator/hub"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/flv"
 	"github.com/yutopp/go-rtmp/message"
 )

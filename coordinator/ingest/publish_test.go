@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livegrid/livegrid/coordinator/hub"
+	"github.com/livegrid/livegrid/internal/hub"
 )
 
 func TestSecondPublisher(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livegrid/livegrid/coordinator/hub"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/flv"
 )
 

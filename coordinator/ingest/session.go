@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/livegrid/livegrid/coordinator/hub"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/flv"
 	"github.com/yutopp/go-rtmp"
 	"github.com/yutopp/go-rtmp/message"
