@@ -14,12 +14,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/coordinator/ingest"
 	"github.com/livegrid/livegrid/coordinator/packager"
 	"github.com/livegrid/livegrid/coordinator/scheduler"
 	"github.com/livegrid/livegrid/coordinator/scheduler/asynqqueue"
+	"github.com/livegrid/livegrid/internal/access"
+	"github.com/livegrid/livegrid/internal/auth"
 	"github.com/livegrid/livegrid/internal/config"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/queue"
 	"github.com/livegrid/livegrid/internal/store"
 	"github.com/livegrid/livegrid/worker"
@@ -250,20 +252,33 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 	lv := &live{cfg: cfg, log: log, store: st, sched: sched, pk: pk, ctx: schedCtx}
 	stopWatch := h.Watch(lv.event)
 
+	policy, closeGeo, err := access.Policy(cfg, log)
+	if err != nil {
+		rtmpLn.Close()
+		httpLn.Close()
+		return fmt.Errorf("%s: %w", role, err)
+	}
+	defer closeGeo()
 	srv := &ingest.Server{
-		Hub: h, Auth: publishAuth(cfg, log), Log: log,
+		Hub: h, Auth: policy, Log: log,
 		App: cfg.RTMP.App, IdleTimeout: cfg.RTMP.IdleTimeout,
 	}
 	ingestDone := make(chan error, 1)
 	go func() { ingestDone <- srv.Serve(rtmpLn) }()
 
 	httpSrv := &http.Server{
-		Handler:           n.handler(h, pk, st, m, log),
+		Handler:           n.handler(h, pk, st, m, policy, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- httpSrv.Serve(httpLn) }()
+	go func() {
+		if cfg.HTTP.TLSCert != "" {
+			httpDone <- httpSrv.ServeTLS(httpLn, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey) // HTTP/2 too
+			return
+		}
+		httpDone <- httpSrv.Serve(httpLn)
+	}()
 
 	n.ready.Store(true)
 	close(n.readyCh)
@@ -319,18 +334,18 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 
 // handler is the HTTP mux: HTTP-FLV and HLS/DASH under /live/, health,
 // Prometheus metrics.
-func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, m *metrics, log *slog.Logger) http.Handler {
+func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, m *metrics, policy *auth.Policy, log *slog.Logger) http.Handler {
 	flvH := &hub.FLVHandler{Hub: h, Log: log.With("component", "httpflv")}
 	origin := &packager.Origin{Packager: pk, Store: st, Logger: log.With("component", "origin")}
 	mux := http.NewServeMux()
-	mux.Handle("/live/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/live/", auth.Middleware(policy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest := strings.TrimPrefix(r.URL.Path, "/live/")
 		if strings.HasSuffix(rest, ".flv") && !strings.Contains(rest, "/") {
 			flvH.ServeHTTP(w, r)
 			return
 		}
 		origin.ServeHTTP(w, r)
-	}))
+	})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))

@@ -12,11 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/coordinator/packager"
 	"github.com/livegrid/livegrid/coordinator/scheduler"
 	"github.com/livegrid/livegrid/coordinator/segmenter"
 	"github.com/livegrid/livegrid/internal/config"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/queue"
 	"github.com/livegrid/livegrid/internal/store"
 )

@@ -9,8 +9,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/livegrid/livegrid/coordinator/ingest"
-	"github.com/livegrid/livegrid/internal/auth"
 	"github.com/livegrid/livegrid/internal/config"
 	"github.com/livegrid/livegrid/profiles"
 )
@@ -66,19 +64,6 @@ func (s *Standalone) Run(ctx context.Context) error {
 	}
 	defer st.Close()
 	return s.serve(ctx, ropts, st, newWorker(cfg, log, ropts, st))
-}
-
-// publishAuth turns publish.* into ingest's Authorizer.
-func publishAuth(cfg *config.Config, log *slog.Logger) ingest.Authorizer {
-	switch cfg.Publish.Auth {
-	case config.AuthNone, "":
-		return ingest.AllowAll
-	}
-	p := &auth.Policy{PublishKey: cfg.Publish.Key, StreamKeys: cfg.Publish.Keys, Log: log.With("component", "auth")}
-	if cfg.Publish.TokenSecret != "" {
-		p.PublishSecrets = auth.Keyring{[]byte(cfg.Publish.TokenSecret)}
-	}
-	return p
 }
 
 func encoderKind(s string) profiles.EncoderKind {

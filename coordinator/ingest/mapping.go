@@ -13,8 +13,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/flv"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/yutopp/go-rtmp/message"
 )
 

@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/flv"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/yutopp/go-rtmp/message"
 )
 

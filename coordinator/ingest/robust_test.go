@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/flv"
+	"github.com/livegrid/livegrid/internal/hub"
 )
 
 // smallBuffers shrinks accepted sockets' send buffers, so a viewer that

@@ -10,8 +10,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/flv"
+	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/yutopp/go-rtmp"
 	"github.com/yutopp/go-rtmp/message"
 )

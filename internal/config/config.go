@@ -49,6 +49,7 @@ type Config struct {
 	Segments  Segments  `yaml:"segments"`
 	Packager  Packager  `yaml:"packager"`
 	Publish   Publish   `yaml:"publish"`
+	Play      Play      `yaml:"play"`
 	Transcode Transcode `yaml:"transcode"`
 	Pull      []Pull    `yaml:"pull"` // streams the coordinator pulls instead of waiting for a push
 	Worker    Worker    `yaml:"worker"`
@@ -121,6 +122,27 @@ type Publish struct {
 	Takeover    bool              `yaml:"takeover"`     // a second publisher of a live stream replaces the first
 }
 
+// Play decides who may watch, on the origin and on edges alike. Every
+// rule left empty does not apply, so the defaults let everyone watch.
+type Play struct {
+	TokenSecret       string        `yaml:"token_secret"`        // set: every play needs ?expires=&token= signed with it (livegrid token sign)
+	RefererAllow      []string      `yaml:"referer_allow"`       // hosts (example.com, *.example.com) whose pages may embed streams
+	RefererDeny       []string      `yaml:"referer_deny"`        // hosts refused even when allowed
+	RefererAllowEmpty bool          `yaml:"referer_allow_empty"` // a request without a Referer passes the referer rules
+	GeoIPDB           string        `yaml:"geoip_db"`            // MaxMind-format .mmdb file; needed by the country and region lists
+	AllowCountries    []string      `yaml:"allow_countries"`     // ISO 3166-1 alpha-2 codes; set: only these
+	DenyCountries     []string      `yaml:"deny_countries"`      // ISO 3166-1 alpha-2 codes refused
+	AllowRegions      []string      `yaml:"allow_regions"`       // ISO 3166-2 codes (DE-BY); set: only these
+	DenyRegions       []string      `yaml:"deny_regions"`        // ISO 3166-2 codes refused
+	AllowCIDRs        []string      `yaml:"allow_cidrs"`         // set: only clients in these networks
+	DenyCIDRs         []string      `yaml:"deny_cidrs"`          // clients refused
+	TrustedProxies    []string      `yaml:"trusted_proxies"`     // load balancers whose X-Forwarded-For is believed
+	CallbackURL       string        `yaml:"callback_url"`        // set: each play and publish is POSTed here; 2xx allows, 4xx denies
+	CallbackTimeout   time.Duration `yaml:"callback_timeout"`    // one callback call
+	CallbackCache     time.Duration `yaml:"callback_cache"`      // how long an answer is reused
+	CallbackFailOpen  bool          `yaml:"callback_fail_open"`  // allow when the callback times out or fails
+}
+
 // EncoderAuto lets each rung use its ladder's encoder order.
 const EncoderAuto = "auto"
 
@@ -175,6 +197,7 @@ func Default() *Config {
 		Segments: Segments{Duration: 2 * time.Second, MaxDuration: 10 * time.Second},
 		Packager: Packager{Window: 6, Grace: 10 * time.Second, MaxHold: 30 * time.Second},
 		Publish:  Publish{Auth: AuthNone},
+		Play:     Play{RefererAllowEmpty: true, CallbackTimeout: 2 * time.Second, CallbackCache: 10 * time.Second},
 		Transcode: Transcode{
 			Profile: "default",
 			Encoder: EncoderAuto,

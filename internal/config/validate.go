@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -30,7 +31,7 @@ const (
 func (c *Config) Validate() error {
 	for _, check := range []func() error{
 		c.validateLog, c.validateHTTP, c.validateRTMP, c.validateStore,
-		c.validateRedis, c.validateSegments, c.validatePackager, c.validatePublish,
+		c.validateRedis, c.validateSegments, c.validatePackager, c.validatePublish, c.validatePlay,
 		c.validateTranscode, c.validatePull, c.validateWorker, c.validateEdge,
 	} {
 		if err := check(); err != nil {
@@ -170,6 +171,47 @@ func (c *Config) validatePublish() error {
 		}
 	}
 	return nil
+}
+
+func (c *Config) validatePlay() error {
+	p := c.Play
+	if p.TokenSecret != "" && len(p.TokenSecret) < minTokenSecret {
+		return bad("play.token_secret", "must be empty or at least %d characters, got %d", minTokenSecret, len(p.TokenSecret))
+	}
+	for key, list := range map[string][]string{"play.allow_cidrs": p.AllowCIDRs, "play.deny_cidrs": p.DenyCIDRs, "play.trusted_proxies": p.TrustedProxies} {
+		for i, s := range list {
+			if _, err := parsePrefix(s); err != nil {
+				return bad(fmt.Sprintf("%s[%d]", key, i), "must be an address or a network like 10.0.0.0/8, got %q", s)
+			}
+		}
+	}
+	geo := len(p.AllowCountries) + len(p.DenyCountries) + len(p.AllowRegions) + len(p.DenyRegions)
+	if geo > 0 && p.GeoIPDB == "" {
+		return bad("play.geoip_db", "must name a MaxMind-format .mmdb file when a country or region list is set")
+	}
+	if p.CallbackURL != "" {
+		u, err := url.Parse(p.CallbackURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("play.callback_url", "must be an http:// or https:// URL")
+		}
+	}
+	if err := between("play.callback_timeout", p.CallbackTimeout, 100*time.Millisecond, time.Minute); err != nil {
+		return err
+	}
+	return between("play.callback_cache", p.CallbackCache, 0, time.Hour)
+}
+
+// parsePrefix reads a network, or a single address as its own /32 or /128.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func (c *Config) validateTranscode() error {
