@@ -21,6 +21,7 @@ import (
 	"github.com/livegrid/livegrid/internal/access"
 	"github.com/livegrid/livegrid/internal/auth"
 	"github.com/livegrid/livegrid/internal/config"
+	"github.com/livegrid/livegrid/internal/cors"
 	"github.com/livegrid/livegrid/internal/hub"
 	"github.com/livegrid/livegrid/internal/queue"
 	"github.com/livegrid/livegrid/internal/store"
@@ -66,6 +67,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 type Worker struct {
 	cfg *config.Config
 	log *slog.Logger
+
+	addrMu   sync.Mutex
+	httpAddr net.Addr
 }
 
 // NewWorker returns a worker for cfg, which Load (and ApplyFlags)
@@ -73,6 +77,9 @@ type Worker struct {
 func NewWorker(cfg *config.Config, log *slog.Logger) (*Worker, error) {
 	if err := clusterConfig(cfg, config.RoleWorker); err != nil {
 		return nil, err
+	}
+	if !transcode.HasLibav {
+		return nil, errNoLibav
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -91,8 +98,41 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer st.Close()
-	return newWorker(w.cfg, w.log, ropts, st).Run(ctx)
+	wh, err := newWorkerHTTP(w.cfg.HTTP.Addr, ropts, w.log.With("component", "http"))
+	if err != nil {
+		return err
+	}
+	w.addrMu.Lock()
+	w.httpAddr = wh.ln.Addr()
+	w.addrMu.Unlock()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- wh.serve() }()
+	wk := newWorker(w.cfg, w.log, ropts, st)
+	wk.OnResult = wh.m.observe
+	wh.running.Store(true)
+	w.log.Info("worker ready", "http", wh.ln.Addr().String())
+	err = wk.Run(ctx)
+	wh.running.Store(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	wh.close(sctx)
+	if herr := <-httpDone; herr != nil && err == nil {
+		err = fmt.Errorf("worker: http: %w", herr)
+	}
+	return err
 }
+
+// HTTPAddr is the address of the worker's health and metrics server once
+// Run has started it; nil before.
+func (w *Worker) HTTPAddr() net.Addr {
+	w.addrMu.Lock()
+	defer w.addrMu.Unlock()
+	return w.httpAddr
+}
+
+// errNoLibav refuses to start a role that transcodes in a static build,
+// which would take segments off the queue only to fail them.
+var errNoLibav = errors.New("this livegrid was built with CGO_ENABLED=0 and cannot transcode; the worker and standalone roles need a cgo build (make build)")
 
 // clusterConfig checks what a cluster role needs: Redis (ValidateRole) and
 // a store the whole cluster shares, so store.url may not default to a
@@ -138,6 +178,7 @@ type node struct {
 	readyCh            chan struct{}
 	rtmpAddr, httpAddr net.Addr
 	addrMu             sync.Mutex
+	closeOrigin        func() // set by handler
 }
 
 func newNode(cfg *config.Config, log *slog.Logger, role string) node {
@@ -259,18 +300,27 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 		return fmt.Errorf("%s: %w", role, err)
 	}
 	defer closeGeo()
+	vs := newViewers(cfg, h, rdb, m, role, httpLn.Addr(), log)
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		vs.run(schedCtx)
+	}()
 	srv := &ingest.Server{
 		Hub: h, Auth: policy, Log: log,
 		App: cfg.RTMP.App, IdleTimeout: cfg.RTMP.IdleTimeout,
 	}
 	ingestDone := make(chan error, 1)
 	go func() { ingestDone <- srv.Serve(rtmpLn) }()
+	puller := &ingest.Puller{Hub: h, Log: log, IdleTimeout: cfg.RTMP.IdleTimeout}
+	defer puller.Close()
 
 	httpSrv := &http.Server{
-		Handler:           n.handler(h, pk, st, m, policy, log),
+		Handler:           cors.Restrict(cfg.HTTP.CORSOrigins, n.handler(h, pk, st, m, policy, vs, puller, log)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	httpSrv.RegisterOnShutdown(n.closeOrigin)
 	httpDone := make(chan error, 1)
 	go func() {
 		if cfg.HTTP.TLSCert != "" {
@@ -280,6 +330,11 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 		httpDone <- httpSrv.Serve(httpLn)
 	}()
 
+	for _, p := range cfg.Pull {
+		if err := puller.Start(p.Stream, p.URL); err != nil {
+			log.Error("pull not started", "stream", p.Stream, "err", err)
+		}
+	}
 	n.ready.Store(true)
 	close(n.readyCh)
 	log.Info(role+" ready", "rtmp", rtmpLn.Addr().String(), "http", httpLn.Addr().String(), "store", cfg.StoreURL())
@@ -307,6 +362,7 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 	if e := <-ingestDone; e != nil && !errors.Is(e, ingest.ErrServerClosed) {
 		log.Warn("rtmp serve", "err", e)
 	}
+	puller.Close()
 	h.Close()
 	stopWatch()
 	lv.close()
@@ -334,18 +390,25 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 
 // handler is the HTTP mux: HTTP-FLV and HLS/DASH under /live/, health,
 // Prometheus metrics.
-func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, m *metrics, policy *auth.Policy, log *slog.Logger) http.Handler {
+func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, m *metrics, policy *auth.Policy, vs *viewers, puller *ingest.Puller, log *slog.Logger) http.Handler {
 	flvH := &hub.FLVHandler{Hub: h, Log: log.With("component", "httpflv")}
 	origin := &packager.Origin{Packager: pk, Store: st, Logger: log.With("component", "origin")}
+	n.closeOrigin = origin.Close // ends rendition FLV viewers at shutdown
 	mux := http.NewServeMux()
-	mux.Handle("/live/", auth.Middleware(policy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/live/", auth.Middleware(policy, vs.count(policy, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest := strings.TrimPrefix(r.URL.Path, "/live/")
 		if strings.HasSuffix(rest, ".flv") && !strings.Contains(rest, "/") {
 			flvH.ServeHTTP(w, r)
 			return
 		}
 		origin.ServeHTTP(w, r)
-	})))
+	}))))
+	mux.Handle("/api/v1/", vs.api())
+	// Publishing over HTTP-FLV: POST (or PUT) on the path players GET.
+	push := &ingest.PushHandler{Hub: h, Auth: policy, Log: log, IdleTimeout: n.cfg.RTMP.IdleTimeout}
+	mux.Handle("POST /live/{file}", push)
+	mux.Handle("PUT /live/{file}", push)
+	registerPullAPI(mux, puller, log)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))

@@ -4,12 +4,10 @@ package coordinator_test
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,10 +64,6 @@ func TestClusterEndToEnd(t *testing.T) {
 		}
 		return cfg
 	}
-	logFor := func(name string) *slog.Logger {
-		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
-	}
-
 	// Roles refuse a config without Redis or a shared store.
 	if _, err := coordinator.NewCoordinator(config.Default(), nil); err == nil || !strings.Contains(err.Error(), "redis.url") {
 		t.Errorf("coordinator without redis.url: %v", err)
@@ -80,35 +74,17 @@ func TestClusterEndToEnd(t *testing.T) {
 		t.Errorf("worker without store.url: %v", err)
 	}
 
-	// start runs a role until the returned stop, which waits for it.
-	start := func(name string, run func(context.Context) error) (stop func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- run(ctx) }()
-		return sync.OnceFunc(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("%s: %v", name, err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("%s did not stop in 30 s", name)
-			}
-		})
-	}
-
-	coord, err := coordinator.NewCoordinator(newConfig(rs.Addr, "coord"), logFor("coordinator"))
+	coord, err := coordinator.NewCoordinator(newConfig(rs.Addr, "coord"), testLogger(t, "coordinator"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopCoord := start("coordinator", coord.Run)
+	stopCoord := runRole(t, "coordinator", coord.Run)
 	defer stopCoord()
-	w1, err := coordinator.NewWorker(newConfig(proxy.Addr, "w1"), logFor("w1"))
+	w1, err := coordinator.NewWorker(newConfig(proxy.Addr, "w1"), testLogger(t, "w1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopW1 := start("w1", w1.Run)
+	stopW1 := runRole(t, "w1", w1.Run)
 	defer stopW1()
 	select {
 	case <-coord.Ready():
@@ -134,11 +110,11 @@ func TestClusterEndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// Worker 2 joins; worker 1 drops off the network mid-stream.
-	w2, err := coordinator.NewWorker(newConfig(rs.Addr, "w2"), logFor("w2"))
+	w2, err := coordinator.NewWorker(newConfig(rs.Addr, "w2"), testLogger(t, "w2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopW2 := start("w2", w2.Run)
+	stopW2 := runRole(t, "w2", w2.Run)
 	defer stopW2()
 	proxy.Cut()
 	t.Log("worker w1 cut off from Redis")

@@ -220,3 +220,36 @@ func countFramesFromStart(t *testing.T, url string) int {
 	}
 	return strings.Count(string(out), "\n")
 }
+
+// testLogger writes a role's log to the test log, tagged with its name.
+func testLogger(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
+}
+
+// runRole runs a role until the returned stop, which waits for it.
+func runRole(t *testing.T, name string, run func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	return sync.OnceFunc(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s did not stop in 30 s", name)
+		}
+	})
+}
+
+// waitFor polls cond every 200 ms until it holds, failing after limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in %s", what, limit)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/livegrid/livegrid/internal/config"
 	"github.com/livegrid/livegrid/profiles"
+	"github.com/livegrid/livegrid/worker/transcode"
 )
 
 // Standalone is the single-process node: the coordinator role and the
@@ -25,6 +26,9 @@ type Standalone struct {
 func NewStandalone(cfg *config.Config, log *slog.Logger) (*Standalone, error) {
 	if err := cfg.ValidateRole(config.RoleStandalone); err != nil {
 		return nil, err
+	}
+	if !transcode.HasLibav {
+		return nil, errNoLibav
 	}
 	return &Standalone{node: newNode(cfg, log, "standalone")}, nil
 }

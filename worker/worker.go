@@ -68,6 +68,9 @@ type Worker struct {
 	// HTTP fetches sources given by URL; default http.DefaultClient.
 	HTTP *http.Client
 	Now  func() time.Time
+	// OnResult, when set, sees every result the worker announces (for its
+	// metrics); it must not block.
+	OnResult func(queue.Result)
 }
 
 func (w *Worker) setDefaults() error {
@@ -117,7 +120,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer rdb.Close()
 	reg := queue.NewRegistry(rdb, 0)
 	h := &handler{
-		worker: w.ID, tr: w.Transcoder, store: w.Store, results: queue.NewResultLog(rdb),
+		worker: w.ID, tr: w.Transcoder, store: w.Store, results: observedLog{queue.NewResultLog(rdb), w.OnResult},
 		http: w.HTTP, now: w.Now, log: log,
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/livegrid/livegrid/internal/manifest"
@@ -22,15 +23,21 @@ type objectReader interface {
 
 // Origin serves the Packager's live presentations over HTTP under /live/
 // (see the package doc for the URL layout): playlists from memory with a
-// short max-age, init and media segments from the store as immutable. It
-// answers CORS preflights and allows any origin, since players on other
-// sites read it. Mount it at /live/ unchanged; it reads the request's raw
-// path itself.
+// short max-age, init and media segments from the store as immutable, and
+// each rendition as HTTP-FLV. It answers CORS preflights and allows any
+// origin, since players on other sites read it. Mount it at /live/
+// unchanged; it reads the request's raw path itself.
 type Origin struct {
 	Packager *Packager
 	Store    objectReader
 	// Logger receives store failures; nil discards.
 	Logger *slog.Logger
+	// FLVWriteTimeout bounds one write to an HTTP-FLV viewer, who is
+	// dropped after it. Default DefaultFLVWriteTimeout.
+	FLVWriteTimeout time.Duration
+
+	mu     sync.Mutex
+	closed chan struct{} // closed by Close; made on first use
 }
 
 const (
@@ -56,6 +63,7 @@ const (
 	routeMedia                        // /live/{stream}/{rendition}/index.m3u8
 	routeInit                         // /live/{stream}/{rendition}/init.mp4, init-N.mp4
 	routeSegment                      // /live/{stream}/{rendition}/NNNNNNNN.m4s
+	routeFLV                          // /live/{stream}/{rendition}.flv
 )
 
 // route is a parsed origin path.
@@ -110,7 +118,14 @@ func parsePath(p string) (route, error) {
 		case "index.mpd":
 			rt.kind = routeMPD
 		default:
-			return route{}, errNoRoute
+			name, ok := strings.CutSuffix(parts[1], ".flv")
+			if !ok {
+				return route{}, errNoRoute
+			}
+			if !validName(name) {
+				return route{}, errBadPath
+			}
+			rt.kind, rt.rendition = routeFLV, name
 		}
 		return rt, nil
 	case 3:
@@ -176,6 +191,8 @@ func (rt route) path() string {
 		return "/live/" + rt.stream + "/" + rt.rendition + "/" + rt.file
 	case routeSegment:
 		return "/live/" + rt.stream + "/" + rt.rendition + "/" + manifest.SegmentName(rt.seq)
+	case routeFLV:
+		return "/live/" + rt.stream + "/" + rt.rendition + ".flv"
 	}
 	return ""
 }
@@ -230,6 +247,8 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch rt.kind {
 	case routeMaster:
 		serve(w, r, v.master, typeHLS, playlist)
+	case routeFLV:
+		o.serveFLV(w, r, rt.stream, rt.rendition, v)
 	case routeMPD:
 		if v.mpd == nil {
 			fail(http.StatusServiceUnavailable)

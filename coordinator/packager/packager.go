@@ -50,6 +50,7 @@
 //	/live/{stream}/{rendition}/index.m3u8     media playlist; lists init.mp4 and NNNNNNNN.m4s
 //	/live/{stream}/{rendition}/init.mp4       (or init-N.mp4) init segment
 //	/live/{stream}/{rendition}/NNNNNNNN.m4s   media segment
+//	/live/{stream}/{rendition}.flv            the rendition as HTTP-FLV, from the newest segment on
 //
 // These are the manifest package's default relative URIs, so every URI
 // in a playlist resolves against the playlist's own URL. An init segment

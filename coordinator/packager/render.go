@@ -24,6 +24,27 @@ type view struct {
 	kinds       map[string]manifest.Kind
 	inits       map[string]map[string]string // rendition → init file name → store key
 	parts       []partRange
+
+	// For HTTP-FLV viewers: the ladder in order, the live window's
+	// segments, and a channel closed when a newer view replaces this one.
+	ladder []ladderEntry
+	window []windowSeg
+	next   chan struct{}
+}
+
+// ladderEntry is one rendition of a view's ladder.
+type ladderEntry struct {
+	name      string
+	kind      manifest.Kind
+	frameRate float64
+	bitrate   int64
+}
+
+// windowSeg is one segment of the live window: its number and each
+// rendition's live init name, by ladder index.
+type windowSeg struct {
+	seq   uint64
+	inits []string
 }
 
 // partRange says which media sequence numbers a session published.
@@ -61,7 +82,7 @@ func (s *stream) render(now time.Time) {
 	s.dirty = false
 	pr := s.pres
 	if pr == nil || !pr.published {
-		s.view.Store(nil)
+		s.replaceView(nil)
 		return
 	}
 	ws := pr.windowStart()
@@ -74,6 +95,14 @@ func (s *stream) render(now time.Time) {
 	v := &view{
 		stream: s.name, ended: p.Ended, maxAge: max(1, int(pr.target/time.Second)/2),
 		media: map[string][]byte{}, kinds: map[string]manifest.Kind{}, inits: map[string]map[string]string{},
+		next: make(chan struct{}),
+	}
+	for _, sg := range win {
+		seg := windowSeg{seq: sg.seq, inits: make([]string, len(sg.r))}
+		for i, si := range sg.r {
+			seg.inits[i] = si.liveInit
+		}
+		v.window = append(v.window, seg)
 	}
 	for i, lr := range pr.ladder {
 		mr := lr.manifest()
@@ -91,6 +120,7 @@ func (s *stream) render(now time.Time) {
 		p.Renditions = append(p.Renditions, mr)
 		v.kinds[lr.info.Name] = lr.kind
 		v.inits[lr.info.Name] = maps.Clone(lr.initKeys)
+		v.ladder = append(v.ladder, ladderEntry{name: lr.info.Name, kind: lr.kind, frameRate: lr.info.FrameRate, bitrate: lr.info.Bitrate})
 	}
 	v.master = manifest.HLSMaster(p, nil)
 	for i := range p.Renditions {
@@ -108,7 +138,15 @@ func (s *stream) render(now time.Time) {
 			v.parts = append(v.parts, partRange{first: pt.firstSeq, count: pt.count, session: pt.session})
 		}
 	}
-	s.view.Store(v)
+	s.replaceView(v)
+}
+
+// replaceView stores a new view and wakes the viewers waiting on the old
+// one; s.mu is held.
+func (s *stream) replaceView(v *view) {
+	if old := s.view.Swap(v); old != nil {
+		close(old.next)
+	}
 }
 
 // periodOf returns, for a window starting at seq ws, the HLS

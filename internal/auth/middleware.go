@@ -115,9 +115,14 @@ func headerBytes(r *http.Request) int {
 
 // clientIP is the peer address, or, when the peer is a trusted proxy, the
 // right-most X-Forwarded-For address that is not one.
-func (p *Policy) clientIP(r *http.Request) netip.Addr {
+func (p *Policy) clientIP(r *http.Request) netip.Addr { return ClientIP(r, p.TrustedProxies) }
+
+// ClientIP is the address of the viewer behind r: the peer, or when the
+// peer is one of the trusted proxies, the last X-Forwarded-For hop that is
+// not a trusted proxy itself.
+func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	ip := parseRemote(r.RemoteAddr)
-	if !ip.IsValid() || !inAny(p.TrustedProxies, ip) {
+	if !ip.IsValid() || !inAny(trusted, ip) {
 		return ip
 	}
 	var hops []string
@@ -130,7 +135,7 @@ func (p *Policy) clientIP(r *http.Request) netip.Addr {
 			break
 		}
 		ip = a.WithZone("").Unmap()
-		if !inAny(p.TrustedProxies, ip) {
+		if !inAny(trusted, ip) {
 			break
 		}
 	}
