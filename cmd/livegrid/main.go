@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"coordinator": {"run a cluster coordinator: ingest, scheduler, packager and origin (needs --redis-url, --store-url)", runCoordinator},
 	"worker":      {"run a cluster transcode worker on a shared Redis and store (needs --redis-url, --store-url)", runWorker},
 	"standalone":  {"run coordinator, one worker and the origin in one process (embedded Redis, file store)", runStandalone},
+	"edge":        {"run an edge relay: cached, coalesced HLS/DASH with origin failover (needs --origin)", runEdge},
 	"encoders":    {"list the encoder chain and whether each encoder is usable here", runEncoders},
 	"token":       {"sign a play URL for a stream (token sign --stream S --ttl 1h)", runToken},
 	"version":     {"print the version", runVersion},
