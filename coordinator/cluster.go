@@ -307,7 +307,7 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 		vs.run(schedCtx)
 	}()
 	srv := &ingest.Server{
-		Hub: h, Auth: policy, Log: log,
+		Hub: h, Auth: policy, AuthPlay: policy.AuthorizePlay, Log: log,
 		App: cfg.RTMP.App, IdleTimeout: cfg.RTMP.IdleTimeout,
 	}
 	ingestDone := make(chan error, 1)

@@ -15,6 +15,7 @@ import (
 	"github.com/livegrid/livegrid/internal/access"
 	"github.com/livegrid/livegrid/internal/auth"
 	"github.com/livegrid/livegrid/internal/config"
+	"github.com/livegrid/livegrid/internal/stats"
 )
 
 // RTMPServer is an RTMP play server the edge runs beside HTTP (edge/flvrelay
@@ -46,6 +47,11 @@ type Edge struct {
 	// Observe, when set, is called after every /live/ response except CORS
 	// preflights, on the request's goroutine: it must return quickly.
 	Observe ObserveFunc
+	// Stats, when set, is the viewer tracker GET /api/v1/streams reports.
+	Stats *stats.Tracker
+
+	background []func(context.Context) // run by Run until shutdown
+	stop       []func() error          // called when Run ends
 
 	cfg         *config.Config
 	log         *slog.Logger
@@ -232,6 +238,9 @@ func (e *Edge) Run(ctx context.Context) (err error) {
 
 	var bg sync.WaitGroup
 	bg.Go(func() { p.run(bgCtx, t.probeInterval) })
+	for _, f := range e.background {
+		bg.Go(func() { f(bgCtx) })
+	}
 
 	srv := &http.Server{
 		Handler:           e.handler(rl, m, drain),
@@ -299,6 +308,11 @@ func (e *Edge) Run(ctx context.Context) (err error) {
 	}
 	stopBG()
 	bg.Wait()
+	for _, f := range e.stop {
+		if err := f(); err != nil {
+			log.Warn("edge stop", "err", err)
+		}
+	}
 	log.Info("edge stopped")
 	return runErr
 }

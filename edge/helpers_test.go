@@ -245,6 +245,13 @@ func startEdge(t *testing.T, origins []string, cfgFn func(*config.Config), edgeF
 	if edgeFn != nil {
 		edgeFn(e)
 	}
+	base, stop = runEdge(t, e)
+	return e, base, stop
+}
+
+// runEdge runs e until the test ends or stop; it returns once e is ready.
+func runEdge(t *testing.T, e *Edge) (base string, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
@@ -268,10 +275,10 @@ func startEdge(t *testing.T, origins []string, cfgFn func(*config.Config), edgeF
 		t.Fatal("edge not ready in 10 s")
 	}
 	scheme := "http://"
-	if cfg.HTTP.TLSCert != "" {
+	if e.cfg.HTTP.TLSCert != "" {
 		scheme = "https://"
 	}
-	return e, scheme + e.Addr().String(), stop
+	return scheme + e.Addr().String(), stop
 }
 
 // newClient is a viewer's HTTP client; its connections close when the

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"path"
@@ -62,6 +63,19 @@ func (e *Edge) handler(rl *relay, m *metrics, drain context.Context) http.Handle
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", m.handler(e.log.With("component", "metrics")))
+	if e.Stats != nil {
+		mux.HandleFunc("GET /api/v1/streams", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]any{"streams": e.Stats.Snapshot()})
+		})
+		mux.HandleFunc("GET /api/v1/streams/{stream}", func(w http.ResponseWriter, r *http.Request) {
+			st, ok := e.Stats.Stream(r.PathValue("stream"))
+			if !ok {
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": "no viewers of that stream on this edge"})
+				return
+			}
+			writeJSON(w, http.StatusOK, st)
+		})
+	}
 	return mux
 }
 
@@ -196,4 +210,12 @@ func discardLogger(l *slog.Logger) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return l
+}
+
+// writeJSON answers v as JSON, never cached.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }

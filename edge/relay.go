@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/livegrid/livegrid/internal/manifest"
 )
 
 // relay serves HLS and DASH objects (playlists, init and media segments)
@@ -124,7 +126,19 @@ func (rl *relay) serveObject(w http.ResponseWriter, r *http.Request, o *object) 
 	}
 	h.Set("Age", o.ageAt(rl.now()))
 	if o.status == http.StatusOK {
-		http.ServeContent(w, r, "", o.modTime, bytes.NewReader(o.body))
+		body := o.body
+		// Playlists are cached once for every viewer; each viewer's links
+		// carry its own signed-URL parameters (or none), never the edge's.
+		switch {
+		case strings.HasSuffix(r.URL.Path, ".m3u8"):
+			body = manifest.AddQueryHLS(body, manifest.LinkQuery(r.URL.Query()))
+		case strings.HasSuffix(r.URL.Path, ".mpd"):
+			body = manifest.AddQueryDASH(body, manifest.LinkQuery(r.URL.Query()))
+		}
+		if len(body) != len(o.body) {
+			h.Del("ETag")
+		}
+		http.ServeContent(w, r, "", o.modTime, bytes.NewReader(body))
 		return
 	}
 	h.Del("ETag")

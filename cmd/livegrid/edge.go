@@ -24,7 +24,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	e, err := edge.New(cfg, log)
+	e, err := edge.Assemble(cfg, log)
 	if err != nil {
 		return err
 	}

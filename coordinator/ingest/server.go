@@ -39,9 +39,15 @@ type Server struct {
 	Addr string
 	// Hub receives published streams and serves played ones.
 	Hub *hub.Hub
-	// Auth decides about publishers; nil lets every publisher in.
+	// Auth decides about publishers; nil lets every publisher in, DenyAll
+	// none.
 	Auth Authorizer
-	Log  *slog.Logger
+	// AuthPlay, if set, decides about players; nil lets every player in.
+	AuthPlay PlayAuthorizer
+	// OnPlay, if set, is called for each authorized play before the hub
+	// lookup; see PlayHook.
+	OnPlay PlayHook
+	Log    *slog.Logger
 
 	// App is the one RTMP application accepted; default "live".
 	App string

@@ -236,12 +236,20 @@ func (s *session) OnPlay(sc *rtmp.StreamContext, _ uint32, cmd *message.NetStrea
 	if s.pub != nil || s.playing {
 		return s.refuse(sc.StreamID, codePlayFailed, "this connection already publishes or plays", errBusy)
 	}
-	name, _, err := parseStreamKey(cmd.StreamName)
+	name, q, err := parseStreamKey(cmd.StreamName)
 	if err != nil {
 		return s.refuse(sc.StreamID, codePlayStreamNotFound, "bad stream name", err)
 	}
+	if err := s.authorizePlay(name, q); err != nil {
+		return s.refuse(sc.StreamID, codePlayFailed, fmt.Sprintf("play of %q refused: not authorized", name), err)
+	}
+	release, err := s.openPlay(name)
+	if err != nil {
+		return s.refuse(sc.StreamID, codePlayStreamNotFound, fmt.Sprintf("stream %q is not live", name), err)
+	}
 	rd, err := s.srv.Hub.Subscribe(name)
 	if err != nil {
+		release()
 		return s.refuse(sc.StreamID, codePlayStreamNotFound, fmt.Sprintf("stream %q is not live", name), fmt.Errorf("ingest: play: %w", err))
 	}
 	s.playing = true
@@ -256,15 +264,16 @@ func (s *session) OnPlay(sc *rtmp.StreamContext, _ uint32, cmd *message.NetStrea
 	// connection.
 	gate := s.c.nextRead()
 	s.playDone = make(chan struct{})
-	go s.play(rd, sc.StreamID, gate)
+	go s.play(rd, sc.StreamID, gate, release)
 	s.log.Info("rtmp play started")
 	return nil
 }
 
 // play sends the stream's tags to the player until the stream ends, the
 // player is too slow or the connection closes.
-func (s *session) play(rd *hub.Reader, streamID uint32, gate <-chan struct{}) {
+func (s *session) play(rd *hub.Reader, streamID uint32, gate <-chan struct{}, release func()) {
 	defer close(s.playDone)
+	defer release()
 	defer rd.Close()
 	defer s.recoverPanic("play", nil)
 	select {

@@ -244,9 +244,10 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	playlist := "max-age=" + strconv.Itoa(v.maxAge)
+	links := manifest.LinkQuery(r.URL.Query()) // a signed URL's token, carried to every link
 	switch rt.kind {
 	case routeMaster:
-		serve(w, r, v.master, typeHLS, playlist)
+		serve(w, r, manifest.AddQueryHLS(v.master, links), typeHLS, playlist)
 	case routeFLV:
 		o.serveFLV(w, r, rt.stream, rt.rendition, v)
 	case routeMPD:
@@ -254,14 +255,14 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusServiceUnavailable)
 			return
 		}
-		serve(w, r, v.mpd, typeDASH, playlist)
+		serve(w, r, manifest.AddQueryDASH(v.mpd, links), typeDASH, playlist)
 	case routeMedia:
 		body, ok := v.media[rt.rendition]
 		if !ok {
 			fail(http.StatusNotFound)
 			return
 		}
-		serve(w, r, body, typeHLS, playlist)
+		serve(w, r, manifest.AddQueryHLS(body, links), typeHLS, playlist)
 	case routeInit, routeSegment:
 		var key string
 		ok := false

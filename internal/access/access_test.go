@@ -105,3 +105,24 @@ func TestBadGeoDB(t *testing.T) {
 		t.Fatal("a missing GeoIP database was accepted")
 	}
 }
+
+func TestAuthorizePlay(t *testing.T) {
+	cfg := config.Default()
+	cfg.Play.TokenSecret = secret
+	p, closeDB, err := Policy(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB()
+	ctx := context.Background()
+	if err := p.AuthorizePlay(ctx, "cam", nil, "192.0.2.1:5000"); err == nil {
+		t.Fatal("RTMP play without a token allowed")
+	}
+	q := auth.SignStream([]byte(secret), "cam", time.Now().Add(time.Minute), "")
+	if err := p.AuthorizePlay(ctx, "cam", q, "192.0.2.1:5000"); err != nil {
+		t.Fatalf("RTMP play with the stream's token: %v", err)
+	}
+	if err := p.AuthorizePlay(ctx, "other", q, "192.0.2.1:5000"); err == nil {
+		t.Fatal("a token for cam played another stream")
+	}
+}

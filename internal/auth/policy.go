@@ -284,6 +284,23 @@ func (p *Policy) AuthorizePublish(ctx context.Context, stream string, query url.
 	return fmt.Errorf("auth: publish %q from %s: %s by %s: %w", stream, remoteAddr, d.Reason, d.Rule, err)
 }
 
+// AuthorizePlay lets an RTMP play server ask whether a player may play
+// stream, as the HTTP middleware does for HTTP-FLV: a stream-scoped play
+// token (livegrid token sign) covers the RTMP play of the stream too.
+func (p *Policy) AuthorizePlay(ctx context.Context, stream string, query url.Values, remoteAddr string) error {
+	d, err := p.check(ctx, Request{
+		Action:   ActionPlay,
+		Stream:   stream,
+		Path:     StreamPrefix + stream + ".flv",
+		Query:    query,
+		ClientIP: parseRemote(remoteAddr),
+	})
+	if d.Allowed {
+		return nil
+	}
+	return fmt.Errorf("auth: play %q from %s: %s by %s: %w", stream, remoteAddr, d.Reason, d.Rule, err)
+}
+
 // parseRemote reads "host:port" or a bare address; the zero Addr when
 // neither.
 func parseRemote(s string) netip.Addr {
