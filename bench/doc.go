@@ -1,5 +1,8 @@
 // Package bench holds livegrid's capacity-planning suites: the report
 // model, statistics, knee finding and the table, JSON and HTML renderings
-// that every suite shares. It is CGO-free; the suites that drive the
-// transcode engine live in sub-packages (bench/transcodebench).
+// that every suite shares, with SVG charts, the progress display, /proc
+// sampling and an HLS playlist reader. It is CGO-free; the suites live in
+// sub-packages: bench/transcodebench (drives the transcode engine, cgo),
+// bench/fanoutbench (viewers against an edge) and bench/latencybench
+// (publish → playable latency).
 package bench

@@ -91,6 +91,7 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 // chart is a line chart against session count, drawn as SVG.
 type chart struct {
 	id, title, yLabel string
+	xLabel            string // "" reads "concurrent sessions"
 	series            []series
 	hlines            []hline
 	knee              int // session count to mark; 0 for none
@@ -184,7 +185,11 @@ func (c chart) svg() template.HTML {
 			sx(x), padT, sx(x), padT+plotH, sx(x), padT+plotH+16, tick(x))
 	}
 	fmt.Fprintf(&b, `<path d="M%.1f %.1fV%.1fH%.1f" fill="none" stroke="#444"/>`, padL, padT, padT+plotH, padL+plotW)
-	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">concurrent sessions</text>`, padL+plotW/2, svgH-8)
+	xLabel := c.xLabel
+	if xLabel == "" {
+		xLabel = "concurrent sessions"
+	}
+	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`, padL+plotW/2, svgH-8, e(xLabel))
 	fmt.Fprintf(&b, `<text transform="translate(14 %.1f) rotate(-90)" text-anchor="middle">%s</text>`, padT+plotH/2, e(c.yLabel))
 	for _, h := range c.hlines {
 		ty := sy(h.y) - 4 // label above the line, or below it when asked

@@ -19,12 +19,23 @@ type ProcSample struct {
 }
 
 // ReadProc samples /proc/self/stat (CPU) and /proc/self/statm (RSS).
-func ReadProc() (ProcSample, error) {
-	stat, err := os.ReadFile("/proc/self/stat")
+func ReadProc() (ProcSample, error) { return readProc("/proc/self") }
+
+// ReadProcPID samples another process, such as the edge a fan-out run
+// loads: /proc/PID/stat (CPU of all its threads) and /proc/PID/statm (RSS).
+func ReadProcPID(pid int) (ProcSample, error) {
+	if pid <= 0 {
+		return ProcSample{}, fmt.Errorf("bench: bad pid %d", pid)
+	}
+	return readProc("/proc/" + strconv.Itoa(pid))
+}
+
+func readProc(dir string) (ProcSample, error) {
+	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
 		return ProcSample{}, fmt.Errorf("bench: %w", err)
 	}
-	statm, err := os.ReadFile("/proc/self/statm")
+	statm, err := os.ReadFile(dir + "/statm")
 	if err != nil {
 		return ProcSample{}, fmt.Errorf("bench: %w", err)
 	}
@@ -70,4 +81,31 @@ func parseStatmRSS(statm []byte, pageSize int) (int64, error) {
 		return 0, fmt.Errorf("bench: /proc/self/statm: bad resident %q", f[1])
 	}
 	return pages * int64(pageSize), nil
+}
+
+// LoadAverage reads the 1, 5 and 15 minute load averages of
+// /proc/loadavg: how busy the machine was besides the suite, for reports
+// measured on shared machines. It returns nil when it cannot read them.
+func LoadAverage() []float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return nil
+	}
+	return parseLoadAvg(b)
+}
+
+func parseLoadAvg(b []byte) []float64 {
+	f := bytes.Fields(b)
+	if len(f) < 3 {
+		return nil
+	}
+	out := make([]float64, 3)
+	for i := range out {
+		v, err := strconv.ParseFloat(string(f[i]), 64)
+		if err != nil {
+			return nil
+		}
+		out[i] = v
+	}
+	return out
 }

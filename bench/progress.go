@@ -127,3 +127,46 @@ func barLine(s ProgressStep) string {
 	}
 	return line
 }
+
+// ProgressUpdate is one update from a suite that measures for a set time
+// rather than over a count of segments: the fan-out and latency suites.
+type ProgressUpdate struct {
+	Suite string  // "fanout", "latency": log lines read "bench <suite>"
+	Frac  float64 // share of the run done, 0 to 1
+	Text  string  // the status after the bar, like "18/20 viewers held  3.1 Mbit/s"
+	Attrs []any   // the same status as slog key/value pairs, for log mode
+	Final bool    // the run is over: the bar line stays, log mode logs at once
+}
+
+// Update shows u. Like Step, bar mode redraws at most ten times a second
+// and log mode logs every five seconds, and a final update always shows.
+func (p *Progress) Update(u ProgressUpdate) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	switch p.mode {
+	case "bar":
+		if !u.Final && now.Sub(p.last) < 100*time.Millisecond {
+			return
+		}
+		const width = 30
+		frac := min(max(u.Frac, 0), 1)
+		n := int(frac * width)
+		line := fmt.Sprintf("[%s%s] %3.0f%%  %s", strings.Repeat("#", n), strings.Repeat(".", width-n), frac*100, u.Text)
+		pad := max(p.drawn-len([]rune(line)), 0)
+		fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
+		p.drawn = len([]rune(line))
+		if u.Final {
+			fmt.Fprintln(p.w)
+			p.drawn = 0
+		}
+	case "log":
+		if p.log == nil || (!u.Final && now.Sub(p.last) < p.every) {
+			return
+		}
+		p.log.Info("bench "+u.Suite, append([]any{"done", fmt.Sprintf("%.0f%%", min(max(u.Frac, 0), 1)*100)}, u.Attrs...)...)
+	default:
+		return
+	}
+	p.last = now
+}

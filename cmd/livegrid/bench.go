@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/livegrid/livegrid/bench"
+	"github.com/livegrid/livegrid/bench/fanoutbench"
+	"github.com/livegrid/livegrid/bench/latencybench"
 	"github.com/livegrid/livegrid/bench/transcodebench"
 	"github.com/livegrid/livegrid/profiles"
 )
@@ -19,6 +21,8 @@ const benchSynopsis = `bench <suite> [flags]
 
 Capacity-planning suites. Suites:
   transcode  live-paced concurrent transcode sessions: density, knee, ffmpeg comparison
+  fanout     N concurrent HTTP-FLV or HLS viewers against an edge or origin: viewers held, bandwidth, TTFK, stalls, server CPU and memory
+  latency    publishes a marked stream over RTMP: publish-to-playable latency of HTTP-FLV, HLS and DASH at the origin and an edge
 
 Run 'livegrid bench <suite> --help' for a suite's flags.`
 
@@ -39,8 +43,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch args[0] {
 	case "transcode":
 		return runBenchTranscode(ctx, args[1:], stdout, stderr)
-	case "fanout", "latency":
-		return fmt.Errorf("the %s suite is not built yet", args[0])
+	case "fanout":
+		return runBenchFanout(ctx, args[1:], stdout, stderr)
+	case "latency":
+		return runBenchLatency(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "livegrid bench: unknown suite %q\n\nUsage: livegrid %s\n", args[0], benchSynopsis)
 	return errUsage
@@ -144,4 +150,110 @@ func parseSize(s string) (int, int, error) {
 		return 0, 0, fmt.Errorf("'size' must be an even WIDTHxHEIGHT from 16x16 to 7680x7680 like 1920x1080, not %q", s)
 	}
 	return w, h, nil
+}
+
+const benchFanoutSynopsis = `bench fanout --edge URL --stream S --viewers N [--protocol flv|hls] [--duration 30s] [--ramp 10s] [--pid PID [--baseline 3s]] [--rendition round-robin|lowest|NAME] [--json FILE] [--html FILE]
+
+Plays one live stream with N concurrent viewers against an edge or an
+origin (the URLs are the same: {URL}/live/{S}.flv, {URL}/live/{S}/index.m3u8),
+starting them evenly over --ramp, then measures for --duration: viewers
+held, aggregate and per-viewer bandwidth, time to first keyframe, stalls,
+and with --pid the server's CPU and RSS from /proc. bench/README.md
+explains the numbers and the JSON schema.`
+
+func runBenchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench fanout", benchFanoutSynopsis, stderr)
+	edge := fs.String("edge", "", "edge or origin base URL, like http://edge:8080")
+	stream := fs.String("stream", "", "stream name")
+	viewers := fs.Int("viewers", 100, "concurrent viewers")
+	protocol := fs.String("protocol", "flv", "flv (HTTP-FLV) or hls")
+	dur := fs.Duration("duration", 30*time.Second, "measured window after the ramp")
+	ramp := fs.Duration("ramp", 10*time.Second, "time over which viewers start, evenly spread")
+	pid := fs.Int("pid", 0, "process id of the server to sample CPU and RSS from /proc (same machine)")
+	baselineDur := fs.Duration("baseline", 3*time.Second, "with --pid: how long to measure the server's CPU before the first viewer")
+	rendition := fs.String("rendition", fanoutbench.PickRoundRobin, "HLS variant: round-robin, lowest, or a rendition name")
+	audio := fs.Bool("audio", true, "HLS viewers also fetch the variant's audio rendition, as players do")
+	stallGap := fs.Duration("stall-gap", 2*time.Second, "FLV: a gap between tags longer than this is a stall")
+	jsonPath := fs.String("json", "", "write the JSON report to this file")
+	htmlPath := fs.String("html", "", "write the HTML report to this file")
+	progress := fs.String("progress", "auto", "progress display on stderr: auto, bar, log or none")
+	log, err := parseWithLog(fs, logFlags(fs), args, stderr)
+	if err != nil {
+		return err
+	}
+	if *edge == "" {
+		return errors.New("'edge' is required: the edge or origin base URL, like http://edge:8080")
+	}
+	if *stallGap <= 0 {
+		return fmt.Errorf("'stall-gap' must be positive, not %s", *stallGap)
+	}
+	bar, err := bench.NewProgress(*progress, stderr, log)
+	if err != nil {
+		return err
+	}
+	rep, runErr := fanoutbench.Run(ctx, fanoutbench.Config{
+		URL: *edge, Stream: *stream, Viewers: *viewers, Protocol: *protocol, Duration: *dur, Ramp: *ramp,
+		PID: *pid, Baseline: *baselineDur, Rendition: *rendition, Audio: *audio, StallGap: *stallGap, Log: log, Progress: bar.Update,
+	})
+	bar.Done()
+	if rep == nil {
+		return runErr
+	}
+	return errors.Join(runErr,
+		rep.WriteTable(stdout),
+		writeReport(*jsonPath, rep.WriteJSON),
+		writeReport(*htmlPath, rep.WriteHTML))
+}
+
+const benchLatencySynopsis = `bench latency --rtmp URL --http URL [--edge URL] [--duration 30s] [--json FILE] [--html FILE]
+
+Generates a test stream with ffmpeg (testsrc and a tone, libx264 with a
+keyframe every --gop), publishes it to --rtmp itself, paced in real time,
+noting the wall-clock instant each frame is sent, and measures publish to
+playable latency: HTTP-FLV (receive time of each keyframe), HLS and DASH
+(download-complete time of each new segment minus the send time of its
+first frame) at the origin (--http) and, with --edge, at the edge.
+bench/README.md explains the definitions and the JSON schema.`
+
+func runBenchLatency(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench latency", benchLatencySynopsis, stderr)
+	rtmpURL := fs.String("rtmp", "", "RTMP publish URL: rtmp://HOST:1935/live or rtmp://HOST:1935/live/STREAM")
+	httpURL := fs.String("http", "", "origin base URL, like http://origin:8080")
+	edge := fs.String("edge", "", "edge base URL; empty measures the origin only")
+	stream := fs.String("stream", "", "stream name (default: from --rtmp, else latency-<time>)")
+	dur := fs.Duration("duration", 30*time.Second, "media to publish and measure")
+	size := fs.String("size", "640x360", "size of the generated stream")
+	fps := fs.Int("fps", 30, "frame rate of the generated stream")
+	gop := fs.Duration("gop", 2*time.Second, "keyframe interval of the generated stream")
+	poll := fs.Duration("poll", 100*time.Millisecond, "how often HLS and DASH playlists are polled")
+	rendition := fs.String("rendition", "", "HLS/DASH rendition to measure (default: the first video rendition)")
+	jsonPath := fs.String("json", "", "write the JSON report to this file")
+	htmlPath := fs.String("html", "", "write the HTML report to this file")
+	workDir := fs.String("work-dir", "", "keep the generated stream here (default: a temporary folder, removed afterwards)")
+	progress := fs.String("progress", "auto", "progress display on stderr: auto, bar, log or none")
+	log, err := parseWithLog(fs, logFlags(fs), args, stderr)
+	if err != nil {
+		return err
+	}
+	w, h, err := parseSize(*size)
+	if err != nil {
+		return err
+	}
+	bar, err := bench.NewProgress(*progress, stderr, log)
+	if err != nil {
+		return err
+	}
+	rep, runErr := latencybench.Run(ctx, latencybench.Config{
+		RTMP: *rtmpURL, HTTP: *httpURL, Edge: *edge, Stream: *stream, Duration: *dur,
+		Width: w, Height: h, FPS: *fps, GOP: *gop, Poll: *poll, Rendition: *rendition,
+		WorkDir: *workDir, Log: log, Progress: bar.Update,
+	})
+	bar.Done()
+	if rep == nil {
+		return runErr
+	}
+	return errors.Join(runErr,
+		rep.WriteTable(stdout),
+		writeReport(*jsonPath, rep.WriteJSON),
+		writeReport(*htmlPath, rep.WriteHTML))
 }

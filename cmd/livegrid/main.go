@@ -27,7 +27,7 @@ type command struct {
 
 var commands = map[string]command{
 	"transcode":   {"transcode a file or URL into an ABR ladder (HLS + DASH, CMAF)", runTranscode},
-	"bench":       {"run a capacity-planning suite (transcode) and report the knee", runBench},
+	"bench":       {"run a capacity-planning suite: transcode (density and knee), fanout (viewers per edge), latency (publish to playable)", runBench},
 	"coordinator": {"run a cluster coordinator: ingest, scheduler, packager and origin (needs --redis-url, --store-url)", runCoordinator},
 	"worker":      {"run a cluster transcode worker on a shared Redis and store (needs --redis-url, --store-url)", runWorker},
 	"standalone":  {"run coordinator, one worker and the origin in one process (embedded Redis, file store)", runStandalone},
