@@ -32,6 +32,14 @@ type SegmentInput struct {
 	Ladder          *profiles.Ladder
 	SegmentDuration time.Duration // output segment target
 	End             int64         // source time (90 kHz) of the next segment; -1 unknown
+
+	// Stream and Session name the publish the segment belongs to and Seq
+	// its number there, so a transcoder can keep a stream's encoders warm
+	// (EngineTranscoder); Discontinuity marks a segment that does not
+	// continue the previous one's timeline.
+	Stream, Session string
+	Seq             uint64
+	Discontinuity   bool
 }
 
 // SegmentOutput is the whole ladder for one source segment.
@@ -188,6 +196,7 @@ func (h *handler) transcode(ctx context.Context, task queue.Task) (queue.Result,
 	out, err := h.tr.TranscodeSegment(ctx, SegmentInput{
 		Data: data, Format: task.Source.Format, Ladder: ladder,
 		SegmentDuration: task.SegmentDuration, End: task.End,
+		Stream: task.Stream, Session: task.Session, Seq: task.Seq, Discontinuity: task.Discontinuity,
 	})
 	if err != nil {
 		return queue.Result{}, fmt.Errorf("transcode: %w", err)

@@ -113,7 +113,8 @@ func newRig() *rig {
 			if r.trErr != nil {
 				return nil, r.trErr
 			}
-			if in.Format != "flv" || in.Ladder == nil || in.End != 1080000 || in.SegmentDuration != time.Second || string(in.Data) != "FLV" {
+			if in.Format != "flv" || in.Ladder == nil || in.End != 1080000 || in.SegmentDuration != time.Second || string(in.Data) != "FLV" ||
+				in.Stream != "cam1" || in.Session != "s1" {
 				return nil, errors.New("transcoder got the wrong input")
 			}
 			return output(), nil

@@ -123,6 +123,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		worker: w.ID, tr: w.Transcoder, store: w.Store, results: observedLog{queue.NewResultLog(rdb), w.OnResult},
 		http: w.HTTP, now: w.Now, log: log,
 	}
+	keeper, _ := w.Transcoder.(sessionKeeper)
+	if keeper != nil {
+		// As many warm streams as segments at once: the scheduler routes
+		// a stream here only while there is room for it.
+		keeper.setCapacity(w.Concurrency)
+	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency: w.Concurrency,
 		// Strict: the worker's own queue first, since its segments find
@@ -150,6 +156,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer wg.Done()
 		beats.run(beatCtx)
 	}()
+	if keeper != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			closeIdleSessions(beatCtx, keeper, w.HeartbeatInterval)
+		}()
+	}
 
 	<-ctx.Done()
 	log.Info("worker draining", "in_flight", h.busy.Load())
@@ -158,6 +171,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	srv.Shutdown()
 	stopBeats()
 	wg.Wait()
+	if keeper != nil {
+		_ = keeper.Close() // frees the warm encoders; nothing to report
+	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := reg.Leave(lctx, w.ID); err != nil {
@@ -171,6 +187,30 @@ func (w *Worker) Run(ctx context.Context) error {
 // encoders (EngineTranscoder); heartbeats carry the list.
 type encoderLister interface {
 	UsableEncoders() []string
+}
+
+// sessionKeeper is implemented by transcoders that keep per-stream state
+// (EngineTranscoder's live sessions): the worker sizes it to its
+// concurrency, closes the sessions of streams gone idle and, when it stops,
+// all of them.
+type sessionKeeper interface {
+	setCapacity(n int)
+	CloseIdle()
+	Close() error
+}
+
+// closeIdleSessions closes idle sessions every interval until ctx ends.
+func closeIdleSessions(ctx context.Context, k sessionKeeper, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			k.CloseIdle()
+		}
+	}
 }
 
 // beater writes the worker's heartbeats from its goroutine; the state that

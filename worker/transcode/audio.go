@@ -30,6 +30,12 @@ type audioTrack struct {
 	samples   []audioSample
 	nextPTS   int64 // grid position of the next sample; -1 before the first
 	transcode *audioTranscoder
+	// trim drops what the AAC encoder puts before the first source
+	// sample (its priming frame): a live session that starts mid-stream
+	// must not overlap the audio another worker made before it.
+	trim     bool
+	floor    int64 // set by the first source packet when trimming
+	floorSet bool
 }
 
 type audioSample struct {
@@ -75,6 +81,10 @@ func (a *audioTrack) free() {
 // push takes one source packet.
 func (a *audioTrack) push(p *astiav.Packet) error {
 	if !a.copyAAC {
+		if a.trim && !a.floorSet && p.Pts() != astiav.NoPtsValue {
+			a.floor = astiav.RescaleQ(p.Pts(), a.inTB, astiav.NewRational(1, a.rate)) - aacFrame/2
+			a.floorSet = true
+		}
 		return a.transcode.push(p, a.add)
 	}
 	data := p.Data()
@@ -103,8 +113,11 @@ func (a *audioTrack) add(pts int64, data []byte) {
 			pts = a.nextPTS
 		}
 	}
-	if pts < 0 {
-		return // encoder priming before the source's time zero
+	if pts < 0 || a.floorSet && pts < a.floor {
+		return // encoder priming before the source's first sample
+	}
+	if n := len(a.samples); n > 0 && pts <= a.samples[n-1].pts {
+		return // the source went back in time: keep the samples in order
 	}
 	a.samples = append(a.samples, audioSample{pts: pts, data: append([]byte(nil), data...)})
 	a.nextPTS = pts + aacFrame

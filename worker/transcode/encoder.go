@@ -19,16 +19,24 @@ type encoderConfig struct {
 	gopFrames     int
 	threads       int           // 0 = encoder default
 	cudaInput     *astiav.Frame // GPU path: a CUDA frame whose pool the encoder reads from
+	// lowDelay asks for an encoder that holds no frame back (no B-frames,
+	// no lookahead, slice threads instead of frame threads), so a live
+	// session gets every frame of a segment out without flushing.
+	lowDelay bool
 }
 
 type encoder struct {
-	cand   Candidate
-	cc     *astiav.CodecContext
-	pkt    *astiav.Packet
-	pixFmt astiav.PixelFormat
-	frames int
-	faults *Faults
+	cand    Candidate
+	cc      *astiav.CodecContext
+	pkt     *astiav.Packet
+	pixFmt  astiav.PixelFormat
+	frames  int // frames sent
+	packets int // packets received
+	faults  *Faults
 }
+
+// held is the number of frames sent whose packets have not come out yet.
+func (e *encoder) held() int { return e.frames - e.packets }
 
 // inputPixelFormat is the frame format each encoder kind is fed.
 func inputPixelFormat(k profiles.EncoderKind) astiav.PixelFormat {
@@ -67,6 +75,13 @@ func encoderOptions(cand Candidate, cfg encoderConfig) map[string]string {
 		if r.Level != "" {
 			o["level"] = r.Level
 		}
+		if cfg.lowDelay {
+			// x264 holds max(bframes, rc-lookahead) + sync-lookahead +
+			// frame threads - 1 frames, and one more for VFR input; with
+			// all of them zero every frame comes out of the call that
+			// sends it. The session's encoder timeline is CFR anyway.
+			o["x264-params"] = "bframes=0:rc-lookahead=0:sync-lookahead=0:sliced-threads=1:force-cfr=1"
+		}
 	case "libx265":
 		o["preset"] = r.Preset
 		o["forced-idr"] = "1"
@@ -93,6 +108,11 @@ func encoderOptions(cand Candidate, cfg encoderConfig) map[string]string {
 		}
 		if r.Level != "" {
 			o["level"] = r.Level
+		}
+		if cfg.lowDelay {
+			o["bf"] = "0"
+			o["delay"] = "0"
+			o["zerolatency"] = "1"
 		}
 	case "h264_qsv", "hevc_qsv":
 		o["preset"] = r.Preset
@@ -177,6 +197,7 @@ func (e *encoder) encode(f *astiav.Frame, emit func(*astiav.Packet) error) error
 			}
 			return &encoderError{kind: e.cand.Kind, encoder: e.cand.Encoder, stage: "encode", err: err}
 		}
+		e.packets++
 		err := emit(e.pkt)
 		e.pkt.Unref()
 		if err != nil {

@@ -24,6 +24,9 @@ type Engine struct {
 	chain *Chain
 	log   *slog.Logger
 	inits initCache
+	// drainLive (tests) gives live sessions the ladder's encoder settings,
+	// drained and reopened at every segment end, to measure against.
+	drainLive bool
 }
 
 // New returns an Engine.
@@ -187,6 +190,10 @@ type chunker struct {
 	pkt    *astiav.Packet
 	cur    *chunk
 	done   bool
+	// holdAudio keeps the audio packets in heldAudio (owned by the
+	// caller) instead of pushing them to audio.
+	holdAudio bool
+	heldAudio []*astiav.Packet
 }
 
 func (c *chunker) next(ctx context.Context) (*chunk, error) {
@@ -231,7 +238,11 @@ func (c *chunker) next(ctx context.Context) (*chunk, error) {
 			}
 			c.cur.packets = append(c.cur.packets, c.pkt.Clone())
 		case audioIndex(c.in):
-			c.audio.push(c.pkt)
+			if c.holdAudio {
+				c.heldAudio = append(c.heldAudio, c.pkt.Clone())
+			} else {
+				c.audio.push(c.pkt)
+			}
 		}
 		c.pkt.Unref()
 		if out != nil {
@@ -254,6 +265,7 @@ type audioSink struct {
 	track   *audioTrack
 	log     *slog.Logger
 	ladder  *profiles.Ladder
+	info    *RenditionInfo // built on first use
 	started bool
 	seq     uint64
 }
@@ -277,6 +289,23 @@ func (a *audioSink) segments(bounds []int64, final bool) (*RenditionInfo, []Segm
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.segmentsLocked(bounds, final)
+}
+
+// liveSegments cuts a live session's audio at one source segment's video
+// boundaries; what plays after the last one waits for the next segment.
+// Every call returns the rendition, and Seq counts from 0 in each.
+func (a *audioSink) liveSegments(bounds []int64) (*RenditionInfo, []Segment, error) {
+	if a == nil || a.track == nil {
+		return nil, nil, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seq, a.started = 0, false
+	return a.segmentsLocked(bounds, false)
+}
+
+func (a *audioSink) segmentsLocked(bounds []int64, final bool) (*RenditionInfo, []Segment, error) {
 	t := a.track
 	if final {
 		if err := t.flush(); err != nil {
@@ -289,19 +318,22 @@ func (a *audioSink) segments(bounds []int64, final bool) (*RenditionInfo, []Segm
 	}
 	var info *RenditionInfo
 	if !a.started {
-		init, err := t.init()
-		if err != nil {
-			return nil, nil, err
+		if a.info == nil {
+			init, err := t.init()
+			if err != nil {
+				return nil, nil, err
+			}
+			ci, err := cmaf.ParseInit(init)
+			if err != nil {
+				return nil, nil, fmt.Errorf("audio rendition: %w", err)
+			}
+			a.info = &RenditionInfo{Name: audioRendition, Kind: "audio", Bitrate: a.ladder.Audio.Bitrate, Codec: ci.Codec,
+				Encoder: "copy", Timescale: uint32(t.rate), SampleRate: t.rate, Channels: t.channels, Init: init}
+			if t.transcode != nil {
+				a.info.Encoder = "aac"
+			}
 		}
-		ci, err := cmaf.ParseInit(init)
-		if err != nil {
-			return nil, nil, fmt.Errorf("audio rendition: %w", err)
-		}
-		info = &RenditionInfo{Name: audioRendition, Kind: "audio", Bitrate: a.ladder.Audio.Bitrate, Codec: ci.Codec,
-			Encoder: "copy", Timescale: uint32(t.rate), SampleRate: t.rate, Channels: t.channels, Init: init}
-		if t.transcode != nil {
-			info.Encoder = "aac"
-		}
+		info = a.info
 		a.started = true
 	}
 	out := make([]Segment, len(segs))

@@ -20,6 +20,8 @@ var (
 	ErrNoEncoder = errors.New("no usable encoder")
 	// ErrEncoderFailed wraps an encoder that failed to open or mid-stream.
 	ErrEncoderFailed = errors.New("encoder failed")
+	// ErrSessionClosed is returned by a live session used after Close.
+	ErrSessionClosed = errors.New("live session closed")
 )
 
 // encoderError records which encoder failed so the engine can fall back.

@@ -45,3 +45,17 @@ func (e *Engine) TranscodeSegment(context.Context, Source, *profiles.Ladder, Seg
 
 // ReleaseMemory does nothing without cgo.
 func ReleaseMemory() {}
+
+// LiveSession is the cgo-less stand-in; Transcode fails with ErrNoCgo.
+type LiveSession struct{}
+
+// OpenLive returns a session that can only report ErrNoCgo.
+func (e *Engine) OpenLive(*profiles.Ladder, LiveOptions) *LiveSession { return &LiveSession{} }
+
+// Transcode fails with ErrNoCgo.
+func (s *LiveSession) Transcode(context.Context, LiveSegment) (*SegmentResult, error) {
+	return nil, ErrNoCgo
+}
+
+// Close does nothing.
+func (s *LiveSession) Close() error { return nil }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/asticode/go-astiav"
@@ -35,6 +36,9 @@ type pipeline struct {
 	started bool
 	closed  bool
 }
+
+// maxSliceThreads bounds a low-delay encoder's threads (slices).
+const maxSliceThreads = 4
 
 // frameQueue is how many frames may wait for a rung: enough that a rung
 // whose encoder is between frame threads does not stall the decoder and
@@ -65,6 +69,12 @@ type rungWorker struct {
 	keptAny  bool
 	init     []byte
 	end      int64 // set by close: where the last segment ends, or -1
+
+	// Live sessions feed the encoder its own steady timeline, so source
+	// segments may come with gaps or out of order; srcPTS maps it back.
+	srcPTS  map[int64]int64 // encoder pts -> source pts, for frames in the encoder
+	nextEnc int64
+	encStep int64
 }
 
 func newPipeline(ctx context.Context, par *astiav.CodecParameters, tb astiav.Rational, plan *videoPlan) (*pipeline, error) {
@@ -98,7 +108,9 @@ func newPipeline(ctx context.Context, par *astiav.CodecParameters, tb astiav.Rat
 			if r.err != nil {
 				p.cancel(r.err)
 				for vf := range r.in { // keep senders from blocking
-					vf.f.Free()
+					if vf.f != nil {
+						vf.f.Free()
+					}
 				}
 			}
 		})
@@ -110,6 +122,11 @@ func newPipeline(ctx context.Context, par *astiav.CodecParameters, tb astiav.Rat
 // chunk's first frame and at its cut targets. The decoder runs on across
 // chunks, so a chunk's last frames may leave it during the next feed or close.
 func (p *pipeline) feed(ch *chunk) error {
+	if p.plan.live {
+		// Each source segment stands alone: its first frame starts a
+		// segment whatever came before.
+		p.started, p.lastPTS, p.cutAt = false, math.MinInt64, p.cutAt[:0]
+	}
 	end := ch.end
 	if end < 0 {
 		end = ch.lastPTS() + p.plan.frameDur
@@ -183,14 +200,44 @@ func (p *pipeline) fanOut(pts int64, cut bool) error {
 	return nil
 }
 
+// finish ends a live source segment whose next one starts at end (90 kHz;
+// -1 unknown): the decoder gives up its last frames and is reset for the
+// next segment, and every rung gets a mark after the segment's frames.
+func (p *pipeline) finish(end int64) error {
+	if err := p.dec.SendPacket(nil); err != nil && !errors.Is(err, astiav.ErrEof) {
+		return fmt.Errorf("decode: flushing: %w", err)
+	}
+	if err := p.receive(); err != nil {
+		return err
+	}
+	flushDecoder(p.dec)
+	if end < 0 && p.lastPTS != math.MinInt64 {
+		end = p.lastPTS + p.plan.frameDur
+	}
+	for _, r := range p.rungs {
+		if r.out.ScaleFrom >= 0 {
+			continue
+		}
+		select {
+		case r.in <- vframe{mark: true, end: end}:
+		case <-p.ctx.Done():
+			return context.Cause(p.ctx)
+		}
+	}
+	return context.Cause(p.ctx)
+}
+
 // close ends the input; end is where the next chunk would start (90 kHz) or
 // -1. The rungs flush their encoders and emit their last segments; close
-// returns once every rung is done. Consumers must keep reading segs.
+// returns once every rung is done. Consumers must keep reading segs. A live
+// pipeline ends at a mark, so close only stops it.
 func (p *pipeline) close(end int64) error {
 	var drainErr error
 	if !p.closed {
 		p.closed = true
-		if err := p.dec.SendPacket(nil); err != nil && !errors.Is(err, astiav.ErrEof) {
+		if p.plan.live {
+			// Nothing to drain: finish did it at the last mark.
+		} else if err := p.dec.SendPacket(nil); err != nil && !errors.Is(err, astiav.ErrEof) {
 			drainErr = fmt.Errorf("decode: flushing: %w", err)
 		} else if p.ctx.Err() == nil {
 			drainErr = p.receive()
@@ -252,6 +299,13 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 	gop := max(int(math.Round(r.plan.gop.Seconds()*fps.Float64())), 1)
 	cfg := encoderConfig{
 		width: r.out.Width, height: r.out.Height, fps: fps, rung: r.out.Rung, gopFrames: gop, threads: r.plan.threads[r.idx],
+		lowDelay: r.plan.live && !r.plan.drainLive,
+	}
+	if cfg.lowDelay {
+		// Low delay means slice threads, and every slice costs some
+		// compression; past a few the other rungs and streams are the
+		// better use of the cores.
+		cfg.threads = min(cfg.threads, maxSliceThreads)
 	}
 	open := func(cudaInput *astiav.Frame) (err error) {
 		cfg.cudaInput = cudaInput
@@ -271,11 +325,30 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 	if r.out.FrameRate > 0 {
 		minGap = int64(float64(videoTimescale) / r.out.FrameRate)
 	}
+	if r.plan.live {
+		r.srcPTS = map[int64]int64{}
+		r.encStep = max(1, int64(math.Round(videoTimescale/fps.Float64())))
+	}
 	emit := func(p *astiav.Packet) error { return r.collect(ctx, p) }
 	for vf := range r.in {
 		if ctx.Err() != nil {
-			vf.f.Free()
+			if vf.f != nil {
+				vf.f.Free()
+			}
 			continue
+		}
+		if vf.mark {
+			if err := r.endSource(ctx, vf.end, emit); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.enc == nil && !r.plan.gpu {
+			// A live session drained and closed the encoder at the last mark.
+			if err := open(nil); err != nil {
+				vf.f.Free()
+				return err
+			}
 		}
 		// Frame-rate cap: drop frames that come too soon, but never a cut.
 		if minGap > 0 && !vf.cut && r.keptAny && vf.pts < r.nextKeep-minGap/8 {
@@ -314,7 +387,13 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		out.SetPts(vf.pts)
+		encPTS := vf.pts
+		if r.plan.live {
+			encPTS = r.nextEnc
+			r.nextEnc += r.encStep
+			r.srcPTS[encPTS] = vf.pts
+		}
+		out.SetPts(encPTS)
 		if vf.cut {
 			out.SetPictureType(astiav.PictureTypeI)
 			r.cuts[vf.pts] = true
@@ -335,8 +414,8 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 	if err := context.Cause(ctx); err != nil {
 		return nil // another rung failed; its error is the one reported
 	}
-	if r.enc == nil {
-		return nil // no frame came
+	if r.enc == nil || r.plan.live {
+		return nil // no frame came, or a live session's last mark ended it all
 	}
 	if err := r.enc.encode(nil, emit); err != nil {
 		return err
@@ -351,13 +430,59 @@ func (r *rungWorker) run(ctx context.Context) (err error) {
 	return nil
 }
 
+// endSource ends the rung's part of a live source segment: every frame's
+// packet out of the encoder, the open segment sent, ending at end, and the
+// mark passed on to the cascaded rungs and the collector.
+func (r *rungWorker) endSource(ctx context.Context, end int64, emit func(*astiav.Packet) error) error {
+	if r.enc != nil && r.enc.held() > 0 {
+		// This encoder holds frames back (B-frames, lookahead, frame
+		// threads): drain it, and open a fresh one for the next segment.
+		if err := r.enc.encode(nil, emit); err != nil {
+			return err
+		}
+		r.enc.free()
+		r.enc = nil
+	}
+	if len(r.srcPTS) > 0 {
+		return fmt.Errorf("rung %s: %d frames sent to %s never came out", r.out.Rung.Name, len(r.srcPTS), r.cand.Encoder)
+	}
+	if len(r.cur) > 0 {
+		if err := r.send(ctx, liveSegment(r.cur, end)); err != nil {
+			return err
+		}
+		r.cur = nil
+	}
+	r.keptAny = false // the frame-rate cap starts over with the next segment
+	for _, c := range r.children {
+		select {
+		case c.in <- vframe{mark: true, end: end}:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return r.send(ctx, segment{mark: true})
+}
+
 // collect adds one encoded packet; an IDR at a cut closes the open segment.
 func (r *rungWorker) collect(ctx context.Context, p *astiav.Packet) error {
+	pts, dts := p.Pts(), p.Dts()
+	if r.plan.live {
+		src, ok := r.srcPTS[pts]
+		if !ok {
+			return fmt.Errorf("rung %s: %s returned a packet for no frame sent (pts %d)", r.out.Rung.Name, r.cand.Encoder, pts)
+		}
+		delete(r.srcPTS, pts)
+		pts, dts = src, src // decode times are set when the segment is built
+	}
 	key := p.Flags().Has(astiav.PacketFlagKey)
-	if key && r.cuts[p.Pts()] {
-		delete(r.cuts, p.Pts())
+	if key && r.cuts[pts] {
+		delete(r.cuts, pts)
 		if len(r.cur) > 0 {
-			if err := r.send(ctx, buildSegment(r.cur, p.Pts())); err != nil {
+			build := buildSegment
+			if r.plan.live {
+				build = liveSegment
+			}
+			if err := r.send(ctx, build(r.cur, pts)); err != nil {
 				return err
 			}
 			r.cur = nil
@@ -371,7 +496,7 @@ func (r *rungWorker) collect(ctx context.Context, p *astiav.Packet) error {
 	default:
 		payload = append([]byte(nil), data...)
 	}
-	r.cur = append(r.cur, sample{pts: p.Pts(), dts: p.Dts(), key: key, data: payload})
+	r.cur = append(r.cur, sample{pts: pts, dts: dts, key: key, data: payload})
 	return nil
 }
 
@@ -403,6 +528,22 @@ func buildSegment(ss []sample, next int64) segment {
 		seg.bytes += len(s.data)
 	}
 	return seg
+}
+
+// liveSegment builds a segment of a live session, whose encoders ran on
+// their own timeline: the samples decode at their presentation times in
+// ascending order, so the IDR decodes when it is shown and any reordered
+// frame gets a negative composition offset, as buildSegment would give.
+func liveSegment(ss []sample, next int64) segment {
+	pts := make([]int64, len(ss))
+	for i, s := range ss {
+		pts[i] = s.pts
+	}
+	slices.Sort(pts)
+	for i := range ss {
+		ss[i].dts = pts[i]
+	}
+	return buildSegment(ss, next)
 }
 
 // lastPTS is the chunk's largest packet timestamp (90 kHz).

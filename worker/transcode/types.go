@@ -97,6 +97,27 @@ type RenditionResult struct {
 	Segments []Segment
 }
 
+// LiveOptions configures a live session (Engine.OpenLive).
+type LiveOptions struct {
+	SegmentDuration time.Duration // output segment target; default 2s
+}
+
+// LiveSegment is one source segment of a live session's stream.
+type LiveSegment struct {
+	// Seq numbers the stream's source segments. A segment that does not
+	// follow the session's previous one (a gap, a repeat, an older one)
+	// is still transcoded on its own; only the audio starts over.
+	Seq    uint64
+	Source Source
+	// End is the source presentation time (90 kHz) where the next source
+	// segment starts, so the last output segment gets an exact duration;
+	// negative means unknown.
+	End int64
+	// Discontinuity marks a segment that does not continue the previous
+	// one's timeline (a publisher reconnect).
+	Discontinuity bool
+}
+
 // SchedulerProcs is the GOMAXPROCS for a process whose work is transcoding.
 // The heavy lifting runs on libav's own threads, outside Go's scheduler; a
 // full set of Ps only adds threads spinning for Go work that is not there

@@ -44,6 +44,13 @@ type videoPlan struct {
 	initCache *initCache
 	gpu       bool // frames stay in CUDA memory (see gpu.go)
 	noGPU     bool // the GPU path failed: feed NVENC from system memory
+	// live: the plan of a live session (see live.go): the pipeline ends
+	// every source segment with a mark instead of closing.
+	live bool
+	// drainLive keeps the ladder's encoder settings in a live session, so
+	// every segment end drains and reopens the encoders (measured against
+	// low-delay encoders in BenchmarkLiveSessionVsSegment).
+	drainLive bool
 }
 
 // sample is one encoded access unit of a rendition, in decode order.
@@ -59,6 +66,7 @@ type segment struct {
 	duration uint64
 	samples  []cmaf.Sample
 	bytes    int
+	mark     bool // live: no media; the rung is done with the source segment
 }
 
 // vframe travels from the decoder to the rungs.
@@ -66,6 +74,10 @@ type vframe struct {
 	f   *astiav.Frame
 	pts int64 // 90 kHz
 	cut bool  // first frame of an output segment: force an IDR
+	// mark (live) carries no frame: the source segment is over, and end
+	// is where the next one starts (90 kHz; -1 unknown).
+	mark bool
+	end  int64
 }
 
 // cutTargets splits a chunk into output segments of about segDur each, equal
