@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/livegrid/livegrid/internal/flv"
 	"github.com/livegrid/livegrid/internal/hub"
 )
 
@@ -98,7 +97,7 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 
 	start := time.Now()
-	tags, err := r.copyTags(req.Context(), w, cw, s, rd)
+	tags, err := hub.CopyFLV(req.Context(), w, cw, s, rd, r.cfg.WriteTimeout)
 	log = log.With("tags", tags, "bytes", cw.n, "duration", time.Since(start).Round(time.Millisecond))
 	switch {
 	case err == nil:
@@ -113,44 +112,6 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		log.Info("http-flv viewer dropped: write timed out", "timeout", r.cfg.WriteTimeout)
 	default:
 		log.Debug("http-flv viewer left", "err", err)
-	}
-}
-
-// copyTags writes the FLV header and the reader's tags until the stream
-// ends (nil) or the request or a write fails.
-func (r *Relay) copyTags(ctx context.Context, w http.ResponseWriter, cw *countingWriter, s *hub.Stream, rd *hub.Reader) (int, error) {
-	rc := http.NewResponseController(w)
-	deadline := func() {
-		// I/O deadlines are wall-clock by nature; the relay's clock is not.
-		_ = rc.SetWriteDeadline(time.Now().Add(r.cfg.WriteTimeout))
-	}
-	audio, video := s.Tracks()
-	w.WriteHeader(http.StatusOK)
-	deadline()
-	fw, err := flv.NewWriter(cw, flv.Header{Audio: audio, Video: video})
-	if err != nil {
-		return 0, err
-	}
-	if err := rc.Flush(); err != nil {
-		return 0, err
-	}
-	n := 0
-	for {
-		t, err := rd.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-		deadline()
-		if err := fw.WriteTag(t); err != nil {
-			return n, err
-		}
-		if err := rc.Flush(); err != nil {
-			return n, err
-		}
-		n++
 	}
 }
 

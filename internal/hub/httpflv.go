@@ -72,7 +72,7 @@ func (h *FLVHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	log := h.logger().With("stream", name, "viewer", r.RemoteAddr, "reader", rd.id)
 	start := time.Now()
-	tags, err := h.copyTags(r.Context(), w, s, rd)
+	tags, err := CopyFLV(r.Context(), w, w, s, rd, h.writeTimeout())
 	log = log.With("tags", tags, "duration", time.Since(start).Round(time.Millisecond))
 	switch {
 	case err == nil:
@@ -88,11 +88,12 @@ func (h *FLVHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// copyTags writes the header and tags until the stream ends (nil) or
-// the request or a write fails.
-func (h *FLVHandler) copyTags(ctx context.Context, w http.ResponseWriter, s *Stream, rd *Reader) (int, error) {
+// CopyFLV writes an HTTP-FLV response: the status, the FLV header and
+// then rd's tags, each flushed and bounded by timeout, until the stream
+// ends (nil) or ctx or a write fails. body is where the bytes go: w, or a
+// writer in front of it that counts them. It returns the tags written.
+func CopyFLV(ctx context.Context, w http.ResponseWriter, body io.Writer, s *Stream, rd *Reader, timeout time.Duration) (int, error) {
 	rc := http.NewResponseController(w)
-	timeout := h.writeTimeout()
 	deadline := func() {
 		// I/O deadlines are wall-clock by nature; the hub's clock is not.
 		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
@@ -100,7 +101,7 @@ func (h *FLVHandler) copyTags(ctx context.Context, w http.ResponseWriter, s *Str
 	audio, video := s.Tracks()
 	w.WriteHeader(http.StatusOK)
 	deadline()
-	fw, err := flv.NewWriter(w, flv.Header{Audio: audio, Video: video})
+	fw, err := flv.NewWriter(body, flv.Header{Audio: audio, Video: video})
 	if err != nil {
 		return 0, err
 	}
