@@ -96,13 +96,24 @@ http {
   server { listen $nginx_http; root $work/www; }
 }
 CONF
+chmod 755 "$work" && chmod -R a+rX "$work/www" # nginx's workers run as www-data
 nginx -c "$work/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 sleep 1
+for host in "$edge_http" "$nginx_http"; do
+  if ! curl -sf -o /dev/null "http://$host/live/load/$rendition/$seg"; then
+    echo "loadtest: $host does not serve /live/load/$rendition/$seg" >&2; exit 1
+  fi
+done
 size=$(stat -c %s "$work/www/live/load/$rendition/$seg")
 for target in edge nginx; do
   host=$edge_http; [ "$target" = nginx ] && host=$nginx_http
   wrk -t2 -c64 -d10s "http://$host/live/load/$rendition/$seg" | tee "$out/wrk-$target.txt"
+done
+for target in edge nginx; do
+  if grep -q "Non-2xx" "$out/wrk-$target.txt"; then
+    echo "loadtest: $target answered errors under wrk; its figure is void" >&2; exit 1
+  fi
 done
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 edge_rps=$(rps "$out/wrk-edge.txt") nginx_rps=$(rps "$out/wrk-nginx.txt")
