@@ -35,6 +35,7 @@ type viewers struct {
 	agg      *stats.Aggregator
 	now      func() time.Time
 	log      *slog.Logger
+	ladders  *ladderOverrides // set by the node: the API's per-stream ladders
 }
 
 // newViewers wires viewer statistics for a node whose HTTP listens on
@@ -184,7 +185,7 @@ func (v *viewers) streams(ctx context.Context) (list []apiStream, partial bool) 
 		s.StartTime = hs.Started
 		s.DurationS = math.Round(max(now.Sub(hs.Started), 0).Seconds()*1000) / 1000
 		list = append(list, apiStream{
-			StreamStats: s, Live: true, Ladder: v.cfg.Transcode.ProfileFor(hs.Name),
+			StreamStats: s, Live: true, Ladder: v.ladders.profileFor(v.cfg, hs.Name),
 			Publisher: &apiPublisher{RemoteAddr: hs.PublisherAddr, BytesIn: hs.BytesIn, Audio: hs.Audio, Video: hs.Video},
 		})
 	}

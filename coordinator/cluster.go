@@ -179,6 +179,7 @@ type node struct {
 	rtmpAddr, httpAddr net.Addr
 	addrMu             sync.Mutex
 	closeOrigin        func() // set by handler
+	ladders            ladderOverrides
 }
 
 func newNode(cfg *config.Config, log *slog.Logger, role string) node {
@@ -290,7 +291,7 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 	}
 
 	// One ingest pipeline per published stream.
-	lv := &live{cfg: cfg, log: log, store: st, sched: sched, pk: pk, ctx: schedCtx}
+	lv := &live{cfg: cfg, log: log, store: st, sched: sched, pk: pk, ctx: schedCtx, ladders: &n.ladders}
 	stopWatch := h.Watch(lv.event)
 
 	policy, closeGeo, err := access.Policy(cfg, log)
@@ -301,6 +302,7 @@ func (n *node) serve(ctx context.Context, ropts *redis.UniversalOptions, st stor
 	}
 	defer closeGeo()
 	vs := newViewers(cfg, h, rdb, m, role, httpLn.Addr(), log)
+	vs.ladders = &n.ladders
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
@@ -404,6 +406,7 @@ func (n *node) handler(h *hub.Hub, pk *packager.Packager, st store.Store, m *met
 		origin.ServeHTTP(w, r)
 	}))))
 	mux.Handle("/api/v1/", vs.api())
+	mux.HandleFunc("/api/v1/streams/{stream}/ladder", n.ladders.handler)
 	// Publishing over HTTP-FLV: POST (or PUT) on the path players GET.
 	push := &ingest.PushHandler{Hub: h, Auth: policy, Log: log, IdleTimeout: n.cfg.RTMP.IdleTimeout}
 	mux.Handle("POST /live/{file}", push)

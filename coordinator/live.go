@@ -31,6 +31,8 @@ type live struct {
 	sched *scheduler.Scheduler
 	pk    *packager.Packager
 	ctx   context.Context // ends when the scheduler stops
+	// ladders are the per-stream ladders set through the API.
+	ladders *ladderOverrides
 
 	mu     sync.Mutex
 	closed bool
@@ -137,7 +139,7 @@ func (l *live) run(st *hub.Stream, gen uint64) {
 	} else {
 		p = &pipeline{session: strconv.FormatInt(time.Now().UnixMilli(), 10)}
 		log = l.log.With("stream", name, "session", p.session)
-		ladder, err := ladderFor(l.cfg, name)
+		ladder, err := ladderFor(l.cfg, l.ladders.profileFor(l.cfg, name))
 		if err != nil {
 			log.Error("ladder", "err", err)
 			return
@@ -203,10 +205,9 @@ func (l *live) submit(name, session string, ladder queue.Ladder, sg segmenter.Se
 // ticks90k converts a presentation time to the 90 kHz clock.
 func ticks90k(d time.Duration) int64 { return int64(d/time.Microsecond) * 9 / 100 }
 
-// ladderFor turns transcode.profile (or a rule's) into a task ladder:
-// a builtin reference, or a YAML file's contents.
-func ladderFor(cfg *config.Config, stream string) (queue.Ladder, error) {
-	p := cfg.Transcode.ProfileFor(stream)
+// ladderFor turns a profile (the API's, transcode.profile or a rule's)
+// into a task ladder: a builtin reference, or a YAML file's contents.
+func ladderFor(cfg *config.Config, p string) (queue.Ladder, error) {
 	if strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml") {
 		b, err := os.ReadFile(p)
 		if err != nil {
