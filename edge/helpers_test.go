@@ -222,7 +222,7 @@ func cmpStatus(s int) int {
 // startEdge runs an edge in front of origins; cfgFn adjusts the config
 // before New, edgeFn the edge (hooks, clock, tuning) before Run. The edge
 // stops when the test ends; stop stops it sooner.
-func startEdge(t *testing.T, origins []string, cfgFn func(*config.Config), edgeFn func(*Edge)) (e *Edge, base string, stop func()) {
+func startEdge(t testing.TB, origins []string, cfgFn func(*config.Config), edgeFn func(*Edge)) (e *Edge, base string, stop func()) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.HTTP.Addr = "127.0.0.1:0"
@@ -250,7 +250,7 @@ func startEdge(t *testing.T, origins []string, cfgFn func(*config.Config), edgeF
 }
 
 // runEdge runs e until the test ends or stop; it returns once e is ready.
-func runEdge(t *testing.T, e *Edge) (base string, stop func()) {
+func runEdge(t testing.TB, e *Edge) (base string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

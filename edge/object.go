@@ -20,6 +20,10 @@ type object struct {
 	fetched time.Time     // when the origin answered, on the edge's clock
 	age     time.Duration // Age the origin (or a cache before it) reported
 	modTime time.Time     // Last-Modified, zero when none
+	// lastModified is modTime as http.ServeContent writes it, "" when it
+	// writes none; length is len(body). Both are formatted once, not per
+	// viewer.
+	lastModified, length string
 	// expires ends freshness; zero with store set means immutable (kept
 	// until evicted).
 	expires time.Time
@@ -61,7 +65,8 @@ var crcTable = crc64.MakeTable(crc64.ECMA)
 // newObject makes the object of an origin answer fetched at now, deciding
 // its freshness with f.
 func newObject(p string, status int, h http.Header, body []byte, now time.Time, f freshness) *object {
-	o := &object{status: status, body: body, header: make(http.Header, len(passHeaders)+1), fetched: now}
+	o := &object{status: status, body: body, header: make(http.Header, len(passHeaders)+1), fetched: now,
+		length: strconv.Itoa(len(body))}
 	for _, k := range passHeaders {
 		if vs := h.Values(k); len(vs) > 0 {
 			o.header[k] = append([]string(nil), vs...)
@@ -73,6 +78,9 @@ func newObject(p string, status int, h http.Header, body []byte, now time.Time, 
 	if lm := h.Get("Last-Modified"); lm != "" {
 		if t, err := http.ParseTime(lm); err == nil {
 			o.modTime = t
+			if !t.IsZero() && !t.Equal(time.Unix(0, 0)) { // http.ServeContent's test
+				o.lastModified = t.UTC().Format(http.TimeFormat)
+			}
 		}
 	}
 	if status == http.StatusOK && o.header.Get("ETag") == "" {
