@@ -152,27 +152,40 @@ type FFmpegComparison struct {
 }
 
 // WriteJSON writes the report as indented JSON.
-func (r *TranscodeReport) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("bench: writing JSON report: %w", err)
-	}
-	return nil
-}
+func (r *TranscodeReport) WriteJSON(w io.Writer) error { return WriteReportJSON(w, "bench", r) }
 
 // ReadTranscodeReport reads a report written by WriteJSON. Unknown fields
 // are kept out of the way (a newer v1 writer may add some); another schema
 // is refused with ErrSchema.
 func ReadTranscodeReport(rd io.Reader) (*TranscodeReport, error) {
 	var r TranscodeReport
-	if err := json.NewDecoder(rd).Decode(&r); err != nil {
-		return nil, fmt.Errorf("bench: reading JSON report: %w", err)
-	}
-	if r.Schema != TranscodeSchema {
-		return nil, fmt.Errorf("%w %q (want %q)", ErrSchema, r.Schema, TranscodeSchema)
+	if err := ReadReportJSON(rd, "bench", &r, func() string { return r.Schema }, TranscodeSchema); err != nil {
+		return nil, err
 	}
 	return &r, nil
+}
+
+// WriteReportJSON writes any suite's report as indented JSON; op names the
+// suite in errors.
+func WriteReportJSON(w io.Writer, op string, report any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(report); err != nil {
+		return fmt.Errorf("%s: writing JSON report: %w", op, err)
+	}
+	return nil
+}
+
+// ReadReportJSON decodes a suite's report into report and refuses, with
+// ErrSchema, one whose schema (read by schema after decoding) is not want.
+func ReadReportJSON(rd io.Reader, op string, report any, schema func() string, want string) error {
+	if err := json.NewDecoder(rd).Decode(report); err != nil {
+		return fmt.Errorf("%s: reading JSON report: %w", op, err)
+	}
+	if got := schema(); got != want {
+		return fmt.Errorf("%w %q (want %q)", ErrSchema, got, want)
+	}
+	return nil
 }
 
 // ReadMachine describes this machine. Fields it cannot read stay empty.

@@ -1,7 +1,6 @@
 package fanoutbench
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -299,24 +298,14 @@ func edgeProcess(pid int, first, last bench.ProcSample, lastErr error, points []
 }
 
 // WriteJSON writes the report as indented JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("fanout: writing JSON report: %w", err)
-	}
-	return nil
-}
+func (r *Report) WriteJSON(w io.Writer) error { return bench.WriteReportJSON(w, "fanout", r) }
 
 // ReadReport reads a report written by WriteJSON; another schema is
 // refused with bench.ErrSchema.
 func ReadReport(rd io.Reader) (*Report, error) {
 	var r Report
-	if err := json.NewDecoder(rd).Decode(&r); err != nil {
-		return nil, fmt.Errorf("fanout: reading JSON report: %w", err)
-	}
-	if r.Schema != Schema {
-		return nil, fmt.Errorf("%w %q (want %q)", bench.ErrSchema, r.Schema, Schema)
+	if err := bench.ReadReportJSON(rd, "fanout", &r, func() string { return r.Schema }, Schema); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
